@@ -1,0 +1,51 @@
+# Two commands on a fresh machine (see README):  `make repro`  and  `make test`.
+# Both install what they need (Debian packages for the embedded game, a .venv through the
+# constraints file) and skip what is already there.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --progress-bar off -c constraints.txt
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+# Minetest engine + game + mob API, a virtual X server and Mesa's software OpenGL (llvmpipe).
+APT_PKGS := minetest minetest-data minetest-mod-mobs-redo xvfb libgl1-mesa-dri
+export OMP_NUM_THREADS ?= 1
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: repro test setup apt venv minestudio lint clean
+
+## repro: set up, then run the whole pipeline on the embedded default (Minetest, tiny models)
+repro: setup
+	$(VENV)/bin/dvc repro
+
+## test: set up, then run the test suite
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+setup: apt venv
+
+apt:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "apt: all packages present"; fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) -e '.[dev]'
+	touch $@
+
+## minestudio: the paper-scale backend (real Minecraft); see README "Paper scale"
+minestudio: venv
+	bash scripts/install_minestudio.sh $(VENV)
+
+lint:
+	$(VENV)/bin/ruff check jvla tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache

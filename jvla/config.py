@@ -1,0 +1,353 @@
+"""Typed, frozen parameters loaded from ``params.yaml`` (the single source of truth).
+
+``load()`` reads the file, applies the selected profile's overrides (``profile: default | smoke |
+paper``; the overrides live under ``profiles:`` in the same file), and builds frozen
+dataclasses. Every problem raises :class:`ConfigError` naming the key path, what was expected
+and what was found, e.g. ``stage3.learning_rate: expected a number > 0, found -1``. Unknown keys
+are errors, including inside a profile's overrides.
+
+Derived values (camera bins, token ids, image token counts) are computed once by the modules
+that own them (``jvla.actions``, ``jvla.action_tokenizer``, ``jvla.models``) from these fields,
+never repeated as literals.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from jvla.paths import PARAMS_FILE
+
+
+class ConfigError(ValueError):
+    """A parameter is unknown, missing, of the wrong type or out of range."""
+
+
+def fld(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None, factory=None):
+    """A dataclass field with an optional numeric range checked at load time."""
+    meta = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt).items() if v is not None}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ----------------------------------------------------------------------------- shared sections
+@dataclass(frozen=True)
+class TinyModelConfig:
+    """Sizes of the offline tiny VLM (random init) used by the embedded default."""
+
+    vocab_size: int = fld(4096, ge=512)  # BPE training target; capped by corpus variety
+    hidden_size: int = fld(128, ge=16)
+    intermediate_size: int = fld(512, ge=16)
+    num_layers: int = fld(2, ge=1)
+    num_heads: int = fld(4, ge=1)
+    num_kv_heads: int = fld(2, ge=1)
+    vision_depth: int = fld(2, ge=1)
+    vision_embed_dim: int = fld(64, ge=8)
+    vision_heads: int = fld(4, ge=1)
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f"model.tiny.hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
+        if self.num_heads % self.num_kv_heads:
+            raise ConfigError(f"model.tiny.num_heads ({self.num_heads}) must be divisible by num_kv_heads ({self.num_kv_heads})")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which VLM to post-train.
+
+    ``source: tiny`` builds a random-init tiny model offline (``model.tiny`` sizes); anything else
+    is a local directory or a hub id loaded with ``from_pretrained`` (paper scale).
+    """
+
+    backbone: Literal["qwen2_vl", "llava_next"] = "qwen2_vl"
+    source: str = "tiny"
+    trust_remote_code: bool = False
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] = "sdpa"
+    # NOTE(paper §1, code data_collator): Qwen2-VL smart_resize bounds, in pixels. The paper
+    # trains with max 2048*28*28 and infers with 1024*28*28, so 640x360 -> 644x364 (299 tokens).
+    min_pixels: int = fld(3136, ge=784)
+    max_pixels: int = fld(1605632, ge=784)
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+
+    def __post_init__(self):
+        if self.min_pixels > self.max_pixels:
+            raise ConfigError(f"model.min_pixels ({self.min_pixels}) exceeds model.max_pixels ({self.max_pixels})")
+
+
+@dataclass(frozen=True)
+class ActionConfig:
+    """Action space and action tokenizer (paper §2; official ``action_mapping.py``)."""
+
+    # NOTE(code evaluate/config/*/base.yaml camera_config): maxval 10, binsize 1, mu 20 -> 21
+    # bins per axis, not MineStudio's default (binsize 2, mu 10 -> 11 bins).
+    camera_maxval: float = fld(10.0, gt=0)
+    camera_binsize: float = fld(1.0, gt=0)
+    camera_mu: float = fld(20.0, gt=0)
+    camera_scheme: Literal["mu_law", "linear"] = "mu_law"
+    # Deviation: the official encoder never writes the inventory token; we do (docs/deviations.md).
+    encode_inventory: bool = True
+
+    def __post_init__(self):
+        n = 2 * self.camera_maxval / self.camera_binsize + 1
+        if abs(n - round(n)) > 1e-9:
+            raise ConfigError(
+                f"action.camera_maxval / action.camera_binsize: expected 2*maxval/binsize to be an "
+                f"integer, found {2 * self.camera_maxval / self.camera_binsize}"
+            )
+        if round(n) > 21:
+            raise ConfigError(f"action: expected at most 21 camera bins (token layout), found {round(n)}")
+
+
+@dataclass(frozen=True)
+class MinetestConfig:
+    """The embedded game (``../shared/spec/minetest.md``)."""
+
+    # Degrees of camera turn per pixel of relative mouse motion. The smallest JARVIS camera bin
+    # is 0.178 deg, so 0.05 makes it >= 3.6 px; sub-pixel remainders are carried between steps.
+    mouse_sensitivity: float = fld(0.05, gt=0)
+    fov: int = fld(72, ge=30, le=160)
+    viewing_range: int = fld(60, ge=10)
+    fps_max: int = fld(60, ge=20)
+    world_seed: int = 12345
+    start_timeout_s: float = fld(60.0, gt=0)  # launch -> player joined and first frame
+    step_timeout_s: float = fld(10.0, gt=0)  # watchdog: a step slower than this = client hung
+    max_restarts: int = fld(3, ge=0)  # per episode, before it is given up as an infra failure
+
+
+@dataclass(frozen=True)
+class MinestudioConfig:
+    """Real Minecraft 1.16.5 through MineStudio (paper scale)."""
+
+    minestudio_dir: str | None = None  # None: $MINESTUDIO_DIR, else MineStudio's default
+    gpu_render: bool = False  # MINESTUDIO_GPU_RENDER=1 (VirtualGL) instead of xvfb-run
+    # NOTE(code evaluate.py): MinecraftSim seed 19961103; fast reset with random_tp_range 1000.
+    seed: int = 19961103
+    random_tp_range: int = fld(1000, ge=0)
+    fov: int = fld(70, ge=30, le=110)
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Game backend and the observation contract shared by both backends."""
+
+    backend: Literal["minetest", "minestudio"] = "minetest"
+    # NOTE(code evaluate.py): MineStudio renders 640x360; frames reach the model at that size
+    # and the processor resizes them within model.min_pixels / max_pixels.
+    width: int = fld(640, ge=64)
+    height: int = fld(360, ge=64)
+    tick_hz: float = fld(20.0, gt=0)  # Minecraft's 20 ticks/s: one env step per tick
+    minetest: MinetestConfig = field(default_factory=MinetestConfig)
+    minestudio: MinestudioConfig = field(default_factory=MinestudioConfig)
+
+
+# ---------------------------------------------------------------------------- training stages
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one SFT stage (TRL ``SFTConfig``).
+
+    # NOTE(paper App. B): AdamW (0.9, 0.95), weight decay 0, eps 1e-8, cosine schedule, lr 5e-6,
+    # warmup 200 steps, grad-norm 1.0, bf16; max length 3584 (Stages I/II) and 512 (Stage III);
+    # total batch 256. The ``paper`` profile sets these; the embedded default uses a larger lr
+    # because its model starts from random weights (docs/deviations.md).
+    """
+
+    max_steps: int = fld(100, ge=1)
+    learning_rate: float = fld(1e-3, gt=0)
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_steps: int = fld(10, ge=0)
+    adam_beta1: float = fld(0.9, ge=0, lt=1)
+    adam_beta2: float = fld(0.95, ge=0, lt=1)
+    adam_epsilon: float = fld(1e-8, gt=0)
+    weight_decay: float = fld(0.0, ge=0)
+    max_grad_norm: float = fld(1.0, gt=0)
+    batch_size: int = fld(8, ge=1)  # per device
+    grad_accum: int = fld(1, ge=1)
+    max_length: int = fld(512, ge=16)  # tokens per sample, truncation beyond
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    peft: Literal["none", "lora"] = "none"
+    lora_r: int = fld(16, ge=1)
+    lora_alpha: int = fld(32, ge=1)
+    lora_dropout: float = fld(0.0, ge=0, lt=1)
+    eval_steps: int = fld(50, ge=1)
+    save_steps: int = fld(100, ge=1)
+    logging_steps: int = fld(10, ge=1)
+
+
+# ------------------------------------------------------------------------------- the whole file
+@dataclass(frozen=True)
+class Params:
+    """Everything in ``params.yaml`` after the profile is applied."""
+
+    profile: Literal["default", "smoke", "paper"]
+    seed: int
+    model: ModelConfig
+    action: ActionConfig
+    env: EnvConfig
+    stage1: TrainConfig
+    stage2: TrainConfig
+    stage3: TrainConfig
+    finetune: TrainConfig
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def load(path: str | Path = PARAMS_FILE, profile: str | None = None, overrides: Mapping | None = None) -> Params:
+    """Load and validate ``params.yaml``.
+
+    Args:
+        path: the params file.
+        profile: overrides the file's ``profile`` key (``default``, ``smoke`` or ``paper``).
+        overrides: a nested mapping merged last (for tests and notebooks' explicit tweaks).
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path.name}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path.name}: expected a mapping at the top level, found {type(raw).__name__}")
+    return from_dict(raw, profile=profile, overrides=overrides, source=path.name)
+
+
+def from_dict(raw: Mapping, profile: str | None = None, overrides: Mapping | None = None, source: str = "params") -> Params:
+    """Build :class:`Params` from an already-parsed mapping (see :func:`load`)."""
+    data = copy.deepcopy(dict(raw))
+    profiles = data.get("profiles") or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{source}: profiles: expected a mapping, found {type(profiles).__name__}")
+    chosen = profile if profile is not None else data.get("profile", "default")
+    if profile is not None:
+        data["profile"] = profile
+    if chosen != "default":
+        if chosen not in profiles:
+            raise ConfigError(f"{source}: profile: expected one of {['default', *profiles]}, found {chosen!r}")
+        _merge(data, profiles[chosen], f"profiles.{chosen}", source)
+    if overrides:
+        _merge(data, overrides, "overrides", source)
+    return _build(Params, data, "", source)
+
+
+def _merge(base: dict, over: Mapping, path: str, source: str) -> None:
+    """Deep-merge ``over`` into ``base``; keys absent from ``base`` are errors (typos)."""
+    if not isinstance(over, Mapping):
+        raise ConfigError(f"{source}: {path}: expected a mapping, found {type(over).__name__}")
+    for k, v in over.items():
+        if k not in base:
+            raise ConfigError(f"{source}: {path}.{k}: unknown key (not in the base parameters)")
+        if isinstance(v, Mapping) and isinstance(base[k], dict):
+            _merge(base[k], v, f"{path}.{k}", source)
+        else:
+            base[k] = copy.deepcopy(v)
+
+
+def _build(cls: type, data: Any, path: str, source: str):
+    where = path or "<top level>"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: {where}: expected a mapping, found {_show(data)}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for k in data:
+        if k not in names:
+            raise ConfigError(f"{source}: {_join(path, k)}: unknown key; expected one of {names}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        key = _join(path, f.name)
+        if f.name in data:
+            kwargs[f.name] = _coerce(hints[f.name], data[f.name], key, source, f.metadata)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{source}: {key}: missing (required)")
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def _coerce(tp: Any, value: Any, key: str, source: str, meta: Mapping = types.MappingProxyType({})):
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key, source)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key, source, meta)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{source}: {key}: expected one of {list(args)}, found {_show(value)}")
+        return value
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {key}: expected true or false, found {_show(value)}")
+        return value
+    if tp in (int, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if tp is int:
+            ok = ok and float(value).is_integer()
+        if not ok:
+            raise ConfigError(f"{source}: {key}: expected {'an integer' if tp is int else 'a number'}{_range(meta)}, found {_show(value)}")
+        value = tp(value)
+        _check_range(value, key, source, meta, tp)
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {key}: expected a string, found {_show(value)}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{source}: {key}: expected a list, found {_show(value)}")
+        item = args[0] if args else Any
+        return tuple(_coerce(item, v, f"{key}[{i}]", source, meta) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{source}: {key}: expected a mapping, found {_show(value)}")
+        vt = args[1] if args else Any
+        return {str(k): _coerce(vt, v, f"{key}.{k}", source) for k, v in value.items()}
+    raise TypeError(f"config type {tp!r} at {key} is not supported")  # a bug in this module
+
+
+def _check_range(value, key, source, meta, tp):
+    bad = (
+        ("ge" in meta and value < meta["ge"]) or ("gt" in meta and value <= meta["gt"])
+        or ("le" in meta and value > meta["le"]) or ("lt" in meta and value >= meta["lt"])
+    )  # fmt: skip
+    if bad:
+        kind = "an integer" if tp is int else "a number"
+        raise ConfigError(f"{source}: {key}: expected {kind}{_range(meta)}, found {value!r}")
+
+
+def _range(meta: Mapping) -> str:
+    ops = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    parts = [f"{ops[k]} {meta[k]}" for k in ("ge", "gt", "le", "lt") if k in meta]
+    return (" " + " and ".join(parts)) if parts else ""
+
+
+def _show(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def to_dict(obj: Any) -> Any:
+    """A frozen config (or any part of it) as plain YAML/JSON-ready data."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple | list):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
