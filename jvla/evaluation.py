@@ -1,0 +1,483 @@
+"""Rollout evaluation: tasks x episodes, resumable episode records, success rates with CIs.
+
+The protocol (paper §5; official ``evaluate.py``): an episode succeeds when the task's reward is
+> 0 within ``task.max_steps`` env steps; each task runs ``n_episodes`` times; the reported
+numbers are the per-task success rate and, per category, the mean over all its tasks.
+
+Records. Every finished episode is appended at once, as one JSON line, to ``episodes.jsonl``
+(see :class:`EpisodeRecord` for the keys). A rerun reads the file and skips the episodes already
+there, so an interrupted evaluation resumes without redoing or losing finished episodes. An
+episode whose game crashed is restarted on a fresh game and retried (``infra_failures`` counts
+the attempts lost); only if every retry crashes is it written with ``status = "infra_failed"``,
+and such episodes are excluded from success rates (as the official code excludes them).
+
+Parallelism. One process steps ``slots`` environments in lock-step, with one batched policy call
+per tick for all slots that need a decision and the env steps in threads (they mostly wait for
+the game tick). ``workers > 1`` runs several such processes locally; ``executor="ray"`` sends the
+same shards to Ray workers on a cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from jvla.envs.base import Env, EnvCrashed
+from jvla.envs.tasks import Task
+from jvla.stats import category_average, wilson_interval
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------------- records
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """One finished episode, one line of ``episodes.jsonl``.
+
+    Attributes:
+        variant: model variant evaluated (e.g. ``actvlp``), or ``expert``.
+        setting: evaluation setting within the variant (e.g. ``chunk2``), ``""`` by default.
+        backend: ``minetest`` | ``minestudio`` | ``fake``.
+        task, category: the task name and its category.
+        episode: index within the task, 0-based.
+        seed: the env seed used (derived from the base seed, task and episode).
+        status: ``ok`` or ``infra_failed`` (every attempt crashed; excluded from rates).
+        success: reward > 0 within ``max_steps``.
+        steps: env steps taken (the success step, or ``max_steps``).
+        wall_s: wall time of the successful attempt, seconds.
+        infra_failures: attempts lost to game crashes before this record.
+        n_decisions: policy calls (one per executed action chunk).
+        n_actions: actions executed.
+        n_malformed: decoded segments replaced by the null action.
+        instruction: the instruction given to the policy.
+        video: repo-relative path of the rollout video, or ``""``.
+    """
+
+    variant: str
+    setting: str
+    backend: str
+    task: str
+    category: str
+    episode: int
+    seed: int
+    status: str
+    success: bool
+    steps: int
+    wall_s: float
+    infra_failures: int = 0
+    n_decisions: int = 0
+    n_actions: int = 0
+    n_malformed: int = 0
+    instruction: str = ""
+    video: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.variant, self.setting, self.task, self.episode)
+
+
+class EpisodeLog:
+    """Append-only JSONL of :class:`EpisodeRecord` with crash-safe appends and resume."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def read(self) -> list[EpisodeRecord]:
+        """All complete records; a torn last line (crash mid-write) is dropped with a warning."""
+        if not self.path.exists():
+            return []
+        names = {f.name for f in dataclasses.fields(EpisodeRecord)}
+        out = []
+        for i, line in enumerate(self.path.read_text().splitlines()):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                out.append(EpisodeRecord(**{k: v for k, v in d.items() if k in names}))
+            except (json.JSONDecodeError, TypeError) as e:
+                log.warning("%s line %d is not a complete record (%s); ignoring it", self.path.name, i + 1, e)
+        return out
+
+    def done(self) -> set[tuple[str, str, str, int]]:
+        return {r.key for r in self.read()}
+
+    def append(self, record: EpisodeRecord) -> None:
+        # Repair a torn last line first so the new record starts on its own line.
+        if self.path.exists() and self.path.stat().st_size:
+            with open(self.path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
+            if torn:
+                with open(self.path, "a") as f:
+                    f.write("\n")
+        line = json.dumps(dataclasses.asdict(record), sort_keys=True) + "\n"
+        with open(self.path, "a") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def episode_seed(base_seed: int, task: str, episode: int) -> int:
+    """A stable per-(task, episode) seed, independent of ordering and of Python's hash salt."""
+    h = hashlib.sha256(f"{base_seed}/{task}/{episode}".encode()).digest()
+    return int.from_bytes(h[:4], "little")
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    task: Task
+    episode: int
+    seed: int
+
+
+def plan_episodes(tasks: Sequence[Task], n_episodes: int, base_seed: int) -> list[EpisodeSpec]:
+    """Episodes in round-robin order over tasks (so partial runs cover every task evenly)."""
+    return [EpisodeSpec(t, e, episode_seed(base_seed, t.name, e)) for e in range(n_episodes) for t in tasks]
+
+
+# ----------------------------------------------------------------------------------- policies
+class Policy(Protocol):
+    """What the rollout loop drives. Slots are independent episodes run side by side."""
+
+    def reset(self, slot: int, task: Task, instruction: str, env: Env) -> None: ...
+
+    def act(self, slots: Sequence[int], frames: Sequence[np.ndarray]) -> list[dict]:
+        """One env action per slot, for the frames (HxWx3 uint8) just observed."""
+        ...
+
+    def episode_stats(self, slot: int) -> dict[str, int]:
+        """``n_decisions``, ``n_actions``, ``n_malformed`` of the slot's current episode."""
+        ...
+
+
+class ExpertPolicy:
+    """Wraps scripted experts (privileged state) as a :class:`Policy`, for sanity runs."""
+
+    def __init__(self, make_expert: Callable[[Task], Any]):
+        self.make_expert = make_expert
+        self._slots: dict[int, tuple[Any, Env]] = {}
+        self._n: dict[int, int] = {}
+
+    def reset(self, slot: int, task: Task, instruction: str, env: Env) -> None:
+        self._slots[slot] = (self.make_expert(task), env)
+        self._n[slot] = 0
+
+    def act(self, slots: Sequence[int], frames: Sequence[np.ndarray]) -> list[dict]:
+        out = []
+        for s in slots:
+            expert, env = self._slots[s]
+            self._n[s] += 1
+            out.append(expert.act(env))
+        return out
+
+    def episode_stats(self, slot: int) -> dict[str, int]:
+        return {"n_decisions": self._n[slot], "n_actions": self._n[slot], "n_malformed": 0}
+
+
+# ------------------------------------------------------------------------------------ rollouts
+@dataclass
+class _Slot:
+    env: Env
+    spec: EpisodeSpec | None = None
+    instruction: str = ""
+    steps: int = 0
+    start: float = 0.0
+    frame: np.ndarray | None = None
+    frames: list[np.ndarray] = field(default_factory=list)
+    failures: int = 0
+    record_video: bool = False
+
+
+def run_episodes(
+    specs: Sequence[EpisodeSpec],
+    env_factory: Callable[[], Env],
+    policy: Policy,
+    *,
+    variant: str,
+    backend: str,
+    setting: str = "",
+    slots: int = 1,
+    max_retries: int = 2,
+    videos_per_task: int = 0,
+    video_dir: Path | None = None,
+    video_fps: int = 20,
+    instruction_seed: int = 0,
+    progress: bool = True,
+) -> Iterator[EpisodeRecord]:
+    """Run ``specs`` on ``slots`` environments side by side; yield each record when it finishes.
+
+    The caller appends each yielded record to the log at once. Envs are created by
+    ``env_factory`` (one per slot, re-created after a crash) and closed on exit, including on
+    exceptions and KeyboardInterrupt.
+    """
+    import random
+
+    from tqdm import tqdm
+
+    queue = list(specs)
+    rng = random.Random(instruction_seed)
+    bar = tqdm(total=len(queue), desc=f"eval {variant}{'/' + setting if setting else ''}",
+               disable=not progress, mininterval=5, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}")  # fmt: skip
+    active: list[_Slot] = []
+    pool = ThreadPoolExecutor(max_workers=max(1, slots))
+    try:
+        active = [_Slot(env_factory()) for _ in range(min(slots, len(queue)))]
+
+        def start(i: int, slot: _Slot) -> bool:
+            """Reset slot ``i`` onto its retried or the next episode; False when none is left."""
+            while True:
+                if slot.spec is None:
+                    if not queue:
+                        return False
+                    slot.spec, slot.failures = queue.pop(0), 0
+                spec = slot.spec
+                slot.instruction = spec.task.sample_instruction(rng)
+                slot.steps, slot.frames = 0, []
+                slot.record_video = bool(video_dir) and spec.episode < videos_per_task
+                try:
+                    obs, _ = slot.env.reset(spec.task, seed=spec.seed)
+                except EnvCrashed as e:
+                    _handle_crash(i, slot, e)  # retries the same spec, or gives it up
+                    continue
+                slot.frame = obs["image"]
+                if slot.record_video:
+                    slot.frames.append(slot.frame)
+                policy.reset(i, spec.task, slot.instruction, slot.env)
+                slot.start = time.perf_counter()
+                return True
+
+        gave_up: list[EpisodeRecord] = []
+
+        def _handle_crash(i: int, slot: _Slot, err: Exception) -> bool:
+            """Restart the slot's game; True to retry the episode, False if it is given up."""
+            slot.failures += 1
+            log.warning("slot %d: game crashed on %s/%d (%s); restarting", i, slot.spec.task.name,
+                        slot.spec.episode, err)  # fmt: skip
+            with contextlib.suppress(Exception):
+                slot.env.close()
+            slot.env = env_factory()
+            if slot.failures > max_retries:
+                gave_up.append(_record(slot, variant, setting, backend, status="infra_failed", success=False,
+                                       stats={}, wall=0.0, video=""))  # fmt: skip
+                slot.spec, slot.failures = None, 0
+                return False
+            return True
+
+        for i, slot in enumerate(active):
+            start(i, slot)
+        while True:
+            yield from gave_up
+            bar.update(len(gave_up))
+            gave_up.clear()
+            live = [i for i, s in enumerate(active) if s.spec is not None]
+            if not live:
+                break
+            actions = policy.act(live, [active[i].frame for i in live])
+            results = list(pool.map(lambda ia: _safe_step(active[ia[0]].env, ia[1]), zip(live, actions, strict=True)))
+            for i, res in zip(live, results, strict=True):
+                slot = active[i]
+                if isinstance(res, EnvCrashed):
+                    _handle_crash(i, slot, res)
+                    start(i, slot)
+                    continue
+                obs, reward, terminated, truncated, _info = res
+                slot.steps += 1
+                slot.frame = obs["image"]
+                if slot.record_video:
+                    slot.frames.append(slot.frame)
+                success = reward > 0
+                if success or terminated or truncated or slot.steps >= slot.spec.task.max_steps:
+                    wall = time.perf_counter() - slot.start
+                    video = ""
+                    if slot.record_video and slot.frames:
+                        video = _write_video(slot, video_dir, variant, setting, video_fps)
+                    rec = _record(slot, variant, setting, backend, status="ok", success=success,
+                                  stats=policy.episode_stats(i), wall=wall, video=video)  # fmt: skip
+                    slot.spec, slot.failures = None, 0
+                    yield rec
+                    bar.update(1)
+                    start(i, slot)
+    finally:
+        bar.close()
+        pool.shutdown(wait=True)
+        for slot in active:
+            with contextlib.suppress(Exception):
+                slot.env.close()
+
+
+def _safe_step(env: Env, action: dict):
+    try:
+        return env.step(action)
+    except EnvCrashed as e:
+        return e
+
+
+def _record(slot: _Slot, variant, setting, backend, *, status, success, stats, wall, video) -> EpisodeRecord:
+    spec = slot.spec
+    return EpisodeRecord(
+        variant=variant, setting=setting, backend=backend, task=spec.task.name, category=spec.task.category,
+        episode=spec.episode, seed=spec.seed, status=status, success=bool(success), steps=slot.steps,
+        wall_s=round(wall, 3), infra_failures=slot.failures, n_decisions=int(stats.get("n_decisions", 0)),
+        n_actions=int(stats.get("n_actions", 0)), n_malformed=int(stats.get("n_malformed", 0)),
+        instruction=slot.instruction, video=video,
+    )  # fmt: skip
+
+
+def _write_video(slot: _Slot, video_dir: Path, variant: str, setting: str, fps: int) -> str:
+    from jvla.paths import rel
+    from jvla.video import write_mp4
+
+    name = f"{variant}{'-' + setting if setting else ''}_{slot.spec.task.name}_{slot.spec.episode}.mp4"
+    path = Path(video_dir) / name
+    write_mp4(slot.frames, path, fps=fps)
+    return rel(path)
+
+
+# ------------------------------------------------------------------------------ orchestration
+def evaluate(
+    specs: Sequence[EpisodeSpec],
+    log_path: str | Path,
+    env_factory: Callable[[], Env],
+    policy_factory: Callable[[], Policy],
+    *,
+    variant: str,
+    backend: str,
+    setting: str = "",
+    slots: int = 1,
+    workers: int = 1,
+    executor: str = "local",
+    **kwargs: Any,
+) -> list[EpisodeRecord]:
+    """Run the episodes of ``specs`` not yet in ``log_path``, appending each as it finishes.
+
+    ``env_factory`` and ``policy_factory`` must be picklable (module-level functions or
+    ``functools.partial``) when ``workers > 1`` or ``executor == "ray"``. Returns every record of
+    this variant/setting in the log (old and new).
+    """
+    ep_log = EpisodeLog(log_path)
+    done = ep_log.done()
+    todo = [s for s in specs if (variant, setting, s.task.name, s.episode) not in done]
+    if len(todo) < len(specs):
+        log.info("resuming %s: %d of %d episodes already recorded", variant, len(specs) - len(todo), len(specs))
+    run_kw = dict(variant=variant, backend=backend, setting=setting, slots=slots, **kwargs)
+    if todo:
+        if executor == "ray":
+            _run_ray(todo, ep_log, env_factory, policy_factory, workers, run_kw)
+        elif workers <= 1:
+            for rec in run_episodes(todo, env_factory, policy_factory(), **run_kw):
+                ep_log.append(rec)
+        else:
+            _run_processes(todo, ep_log, env_factory, policy_factory, workers, run_kw)
+    return [r for r in ep_log.read() if r.variant == variant and r.setting == setting]
+
+
+def _shard(todo: Sequence[EpisodeSpec], n: int) -> list[list[EpisodeSpec]]:
+    return [list(todo[i::n]) for i in range(n) if todo[i::n]]
+
+
+def _worker(specs, env_factory, policy_factory, run_kw, queue) -> None:
+    try:
+        for rec in run_episodes(specs, env_factory, policy_factory(), progress=False, **run_kw):
+            queue.put(("rec", dataclasses.asdict(rec)))
+    except BaseException as e:  # reported to the parent, which re-raises
+        queue.put(("error", repr(e)))
+    finally:
+        queue.put(("done", None))
+
+
+def _run_processes(todo, ep_log, env_factory, policy_factory, workers, run_kw) -> None:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # fresh interpreters: no forked X11/torch state
+    queue = ctx.Queue()
+    shards = _shard(todo, workers)
+    procs = [ctx.Process(target=_worker, args=(s, env_factory, policy_factory, run_kw, queue), daemon=False)
+             for s in shards]  # fmt: skip
+    for p in procs:
+        p.start()
+    running, errors = len(procs), []
+    try:
+        while running:
+            kind, payload = queue.get()
+            if kind == "rec":
+                ep_log.append(EpisodeRecord(**payload))
+            elif kind == "error":
+                errors.append(payload)
+            else:
+                running -= 1
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()  # SIGTERM: the worker's env cleanup handlers kill its games
+            p.join(timeout=30)
+    if errors:
+        raise RuntimeError(f"evaluation worker failed: {errors[0]}")
+
+
+def _run_ray(todo, ep_log, env_factory, policy_factory, workers, run_kw) -> None:  # pragma: no cover - cluster
+    import ray
+
+    @ray.remote
+    def shard_task(specs):
+        return [dataclasses.asdict(r) for r in run_episodes(specs, env_factory, policy_factory(), progress=False, **run_kw)]
+
+    # Small shards (one round of tasks each) so a lost worker costs little and records land early.
+    shard_size = max(1, run_kw.get("slots", 1))
+    pending = [shard_task.remote(list(todo[i : i + shard_size])) for i in range(0, len(todo), shard_size)]
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        for payload in ray.get(ready[0]):
+            ep_log.append(EpisodeRecord(**payload))
+
+
+# ------------------------------------------------------------------------------------- summary
+def summarise(records: Iterable[EpisodeRecord]) -> tuple[list[dict], list[dict]]:
+    """Per-task and per-category success rates.
+
+    Returns ``(per_task, per_category)`` lists of dicts. Per task: ``variant, setting, task,
+    category, n, successes, success_rate, ci_low, ci_high`` (Wilson 95 %), ``infra_failed``,
+    ``mean_steps_success``, ``malformed_rate``. Per category: ``variant, setting, category,
+    n_tasks, success_rate`` (mean over the category's tasks, as in the paper).
+    """
+    groups: dict[tuple[str, str, str], list[EpisodeRecord]] = {}
+    for r in records:
+        groups.setdefault((r.variant, r.setting, r.task), []).append(r)
+    per_task = []
+    for (variant, setting, task), recs in sorted(groups.items()):
+        ok = [r for r in recs if r.status == "ok"]
+        s = sum(r.success for r in ok)
+        lo, hi = wilson_interval(s, len(ok))
+        steps = [r.steps for r in ok if r.success]
+        acts = sum(r.n_actions for r in ok)
+        per_task.append({
+            "variant": variant, "setting": setting, "task": task, "category": recs[0].category,
+            "n": len(ok), "successes": s, "success_rate": s / len(ok) if ok else float("nan"),
+            "ci_low": lo, "ci_high": hi, "infra_failed": len(recs) - len(ok),
+            "mean_steps_success": float(np.mean(steps)) if steps else float("nan"),
+            "malformed_rate": (sum(r.n_malformed for r in ok) / acts) if acts else 0.0,
+        })  # fmt: skip
+    per_cat = []
+    by_vs: dict[tuple[str, str], list[dict]] = {}
+    for row in per_task:
+        by_vs.setdefault((row["variant"], row["setting"]), []).append(row)
+    for (variant, setting), rows in sorted(by_vs.items()):
+        rates = {r["task"]: r["success_rate"] for r in rows if r["n"]}
+        cats = {r["task"]: r["category"] for r in rows}
+        for cat, avg in category_average(rates, cats).items():
+            n_tasks = sum(1 for r in rows if r["category"] == cat and r["n"])
+            per_cat.append({"variant": variant, "setting": setting, "category": cat,
+                            "n_tasks": n_tasks, "success_rate": avg})  # fmt: skip
+    return per_task, per_cat
