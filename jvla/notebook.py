@@ -1,0 +1,84 @@
+"""Execute a pipeline notebook with papermill and clean it so identical runs give identical files.
+
+Used by every ``dvc.yaml`` stage::
+
+    python -m jvla.notebook notebooks/02_stage1.ipynb results/stage1/02_stage1.ipynb -p run post/qwen2_vl/knowledge
+
+Parameters (``-p name value``, values parsed as YAML) are injected into the notebook's single
+``parameters`` cell. The executed copy is stripped of volatile metadata (papermill timestamps and
+durations, nbclient execution times, random cell ids, in/out paths), so ``git diff`` shows only
+real changes. A failed notebook is still written, with its traceback, and the command exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+_VOLATILE_NB = ("start_time", "end_time", "duration", "input_path", "output_path")
+_VOLATILE_CELL = ("execution", "papermill")
+
+
+def clean(nb: Any) -> Any:
+    """Remove volatile metadata from an executed notebook (in place) and return it."""
+    pm = nb.metadata.get("papermill", {})
+    for k in _VOLATILE_NB:
+        pm.pop(k, None)
+    nb.metadata.pop("widgets", None)
+    for i, cell in enumerate(nb.cells):
+        for k in _VOLATILE_CELL:
+            cell.metadata.pop(k, None)
+        cell["id"] = f"cell-{i:03d}"
+    return nb
+
+
+def execute(nb_in: str | Path, nb_out: str | Path, parameters: dict[str, Any] | None = None,
+            cwd: str | Path | None = None) -> None:  # fmt: skip
+    """Run ``nb_in`` with ``parameters`` into ``nb_out`` (folders created), then clean it."""
+    import nbformat
+    import papermill as pm
+
+    nb_out = Path(nb_out)
+    nb_out.parent.mkdir(parents=True, exist_ok=True)
+    env_before = os.environ.get("PYTHONHASHSEED")
+    os.environ.setdefault("PYTHONHASHSEED", "0")  # the kernel inherits it: stable set/dict orders
+    try:
+        pm.execute_notebook(
+            str(nb_in), str(nb_out), parameters=parameters or {}, kernel_name="python3",
+            progress_bar=False, log_output=True, request_save_on_cell_execute=False,
+            cwd=str(cwd) if cwd else None, coalesce_streams=True, record_timing=False,
+        )  # fmt: skip
+    finally:
+        if nb_out.exists():
+            nb = nbformat.read(nb_out, as_version=4)
+            nbformat.write(clean(nb), nb_out)
+        if env_before is None:
+            os.environ.pop("PYTHONHASHSEED", None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("notebook")
+    ap.add_argument("output")
+    ap.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    params = {k: yaml.safe_load(v) for k, v in args.parameter}
+    try:
+        execute(args.notebook, args.output, params)
+    except Exception as e:  # papermill raises PapermillExecutionError with the cell's traceback
+        log.error("notebook %s failed: %s", args.notebook, e)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
