@@ -1,0 +1,334 @@
+"""Processes of one Minetest instance: its own Xvfb display, temporary HOME, world and port.
+
+One :class:`GameProcess` owns
+
+* a temporary directory used as ``HOME`` (Minetest reads ``~/.minetest``; ``RUN_IN_PLACE=0``),
+  holding a fresh ``minetest.conf`` (written before every launch: the client rewrites the file
+  on exit) and a world copied from ``template/world`` (with the ``jvla_bridge`` mod);
+* an ``Xvfb`` server on a display number it picks itself (``-displayfd``), so instances never
+  race for a number;
+* one ``minetest --go`` process (client and local server in one process) on a loopback UDP port.
+
+Both processes run in their own session (process group) with ``PR_SET_PDEATHSIG`` = SIGKILL, and
+every live instance is registered for cleanup at interpreter exit and on SIGTERM/SIGHUP; so
+``close()``, exceptions, Ctrl-C and even a killed parent leave no Minetest or Xvfb behind (the
+death signal fires when the *thread* that launched them exits: launch from a long-lived thread).
+
+The X screen is larger than the game window, and the window is moved to ``(margin, margin)``:
+Minetest turns the camera by the pointer's distance from the window centre and warps it back
+every frame, so relative motions of up to ``margin`` pixels in any direction must fit on the
+screen (see ``../shared/spec/minetest.md`` §4).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+from jvla.envs.base import BackendUnavailable, EnvCrashed
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "template"
+WORLD_NAME = "world"
+PLAYER_NAME = "agent"
+# Pixels of free screen around the window on every side (relative mouse headroom).
+SCREEN_MARGIN = 256
+
+_LIVE: weakref.WeakSet[GameProcess] = weakref.WeakSet()
+_HANDLERS_INSTALLED = False
+_LOCK = threading.Lock()
+
+
+def find_binaries() -> tuple[str, str]:
+    """Paths of ``minetest`` and ``Xvfb``; raise :class:`BackendUnavailable` with the fix if absent.
+
+    Debian installs Minetest under ``/usr/games``, which is not on every ``PATH``.
+    """
+    path = os.environ.get("PATH", "") + os.pathsep + "/usr/games"
+    mt, xvfb = shutil.which("minetest", path=path), shutil.which("Xvfb", path=path)
+    missing = [n for n, p in (("minetest", mt), ("Xvfb", xvfb)) if p is None]
+    if missing:
+        raise BackendUnavailable(
+            f"the Minetest backend needs {' and '.join(missing)} on PATH or in /usr/games; install them "
+            "with `make apt` (Debian packages minetest minetest-data minetest-mod-mobs-redo xvfb "
+            "libgl1-mesa-dri)"
+        )
+    return mt, xvfb  # type: ignore[return-value]
+
+
+def binaries_available() -> bool:
+    try:
+        find_binaries()
+    except BackendUnavailable:
+        return False
+    return True
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that is free right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _udp_port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _set_pdeathsig() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def minetest_conf(width: int, height: int, cfg, tick_hz: float) -> str:
+    """The ``minetest.conf`` of one instance (``cfg`` is a :class:`jvla.config.MinetestConfig`).
+
+    Keys and why they are set: ``../shared/spec/minetest.md`` §2.
+    """
+    # NOTE(code MineStudio HumanSurvival): view bobbing off so the camera is a pure function of
+    # position, yaw and pitch (privileged_state() projects world points to pixels with it).
+    settings = {
+        "screen_w": width, "screen_h": height, "fullscreen": "false", "autosave_screensize": "false",
+        "enable_sound": "false", "mute_sound": "true", "pause_on_lost_focus": "false",
+        "fps_max": cfg.fps_max, "fps_max_unfocused": cfg.fps_max, "vsync": "false",
+        "viewing_range": cfg.viewing_range, "fov": cfg.fov,
+        "enable_shaders": "false", "enable_clouds": "false", "menu_clouds": "false",
+        "enable_minimap": "false", "show_debug": "false", "enable_3d_clouds": "false",
+        "view_bobbing_amount": 0.0, "fall_bobbing_amount": 0.0, "arm_inertia": "false",
+        "camera_smoothing": 0.0, "cinematic": "false", "invert_mouse": "false",
+        "mouse_sensitivity": cfg.mouse_sensitivity,
+        "active_block_range": 2, "max_block_generate_distance": 6,
+        "server_announce": "false", "bind_address": "127.0.0.1", "name": PLAYER_NAME,
+        "creative_mode": "false", "enable_damage": "true", "fixed_map_seed": cfg.world_seed,
+        "default_privs": "interact, shout, give, teleport, settime, fly, fast, noclip, debug, privs, server",
+        "secure.enable_security": "true", "enable_client_modding": "false",
+        # One server step per env tick: events and state snapshots at Minecraft's 20 Hz.
+        "dedicated_server_step": round(1.0 / tick_hz, 4),
+        "keymap_inventory": "KEY_KEY_E", "keymap_aux1": "KEY_LCONTROL", "keymap_drop": "KEY_KEY_Q",
+        "keymap_chat": "", "keymap_cmd": "", "keymap_cmd_local": "", "keymap_minimap": "",
+        "keymap_camera_mode": "", "keymap_freemove": "", "keymap_fastmove": "", "keymap_noclip": "",
+        "keymap_pitchmove": "", "keymap_autoforward": "", "keymap_zoom": "", "keymap_screenshot": "",
+        "keymap_rangeselect": "", "keymap_console": "", "keymap_hotbar_next": "", "keymap_hotbar_previous": "",
+        "show_nametag_backgrounds": "false", "tooltip_show_delay": 400,
+        "chat_log_level": "none", "debug_log_level": "warning", "deprecated_lua_api_handling": "none",
+        "enable_local_map_saving": "false", "server_map_save_interval": 30.0,
+        "item_entity_ttl": 300, "mobs_spawn": "false", "mob_difficulty": 1.0,
+        "gui_scaling": 1.0, "hud_scaling": 1.0, "screen_dpi": 72, "display_density_factor": 1.0,
+        "show_statusline_on_connect": "false", "recent_chat_messages": 2, "console_height": 0.1,
+    }  # fmt: skip
+    return "".join(f"{k} = {v}\n" for k, v in settings.items())
+
+
+@dataclass
+class Window:
+    """The game window on the X screen: id and its top-left corner in root coordinates."""
+
+    id: int
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+class GameProcess:
+    """One running instance (Xvfb + ``minetest --go``); see the module docstring.
+
+    Args:
+        width, height: the game window (= frame) size in pixels.
+        cfg: :class:`jvla.config.MinetestConfig`.
+        tick_hz: env steps per second (the server step is set to one tick).
+        display: X display number to use; None = let Xvfb pick a free one.
+        port: UDP port; None = a free one.
+    """
+
+    def __init__(self, width: int, height: int, cfg, tick_hz: float = 20.0,
+                 display: int | None = None, port: int | None = None):  # fmt: skip
+        self.width, self.height, self.cfg, self.tick_hz = width, height, cfg, tick_hz
+        self.minetest_bin, self.xvfb_bin = find_binaries()
+        self.want_display, self.want_port = display, port
+        self.home = Path(tempfile.mkdtemp(prefix="jvla-minetest-"))
+        self.world = self.home / ".minetest" / "worlds" / WORLD_NAME
+        self.display: int | None = None
+        self.port: int | None = None
+        self.xvfb: subprocess.Popen | None = None
+        self.client: subprocess.Popen | None = None
+        self.window: Window | None = None
+        self.screen_size = (width + 2 * SCREEN_MARGIN, height + 2 * SCREEN_MARGIN)
+        self._install_world()
+        _register(self)
+
+    # -- files --------------------------------------------------------------------------------
+    def _install_world(self) -> None:
+        shutil.copytree(TEMPLATE_DIR / "world", self.world)
+        (self.world / "map_meta.txt").write_text(f"seed = {self.cfg.world_seed}\nmg_name = v7\n[end_of_params]\n")
+        (self.world / "jvla").mkdir(exist_ok=True)
+
+    def _write_conf(self) -> None:
+        conf = self.home / ".minetest" / "minetest.conf"
+        conf.write_text(minetest_conf(self.width, self.height, self.cfg, self.tick_hz))
+
+    @property
+    def bridge_dir(self) -> Path:
+        """Where the bridge mod and Python exchange files (``<world>/jvla``)."""
+        return self.world / "jvla"
+
+    @property
+    def client_log(self) -> Path:
+        return self.home / "client.log"
+
+    # -- processes ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start Xvfb (if not running) and the client; return once the game window exists."""
+        if self.xvfb is None or self.xvfb.poll() is not None:
+            self._start_xvfb()
+        self._start_client()
+
+    def _start_xvfb(self) -> None:
+        r, w = os.pipe()
+        sw, sh = self.screen_size
+        args = [self.xvfb_bin, "-displayfd", str(w), "-screen", "0", f"{sw}x{sh}x24",
+                "-nolisten", "tcp", "-noreset", "+extension", "XFIXES", "+extension", "XTEST"]  # fmt: skip
+        if self.want_display is not None:
+            args.insert(1, f":{self.want_display}")
+        self.xvfb = subprocess.Popen(
+            args, pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(self.home / "xvfb.log", "wb"), start_new_session=True, preexec_fn=_set_pdeathsig,
+        )  # fmt: skip
+        os.close(w)
+        try:
+            buf = b""
+            deadline = time.monotonic() + 15
+            while not buf.endswith(b"\n"):
+                if time.monotonic() > deadline or self.xvfb.poll() is not None:
+                    raise EnvCrashed(f"Xvfb did not start (see {self.home / 'xvfb.log'})")
+                chunk = os.read(r, 64)
+                if not chunk:
+                    raise EnvCrashed(f"Xvfb exited before reporting its display ({self.home / 'xvfb.log'})")
+                buf += chunk
+        finally:
+            os.close(r)
+        self.display = int(buf.strip())
+        log.info("Xvfb :%d started (pid %d, screen %dx%d)", self.display, self.xvfb.pid, sw, sh)
+
+    def _start_client(self) -> None:
+        self._write_conf()
+        port = self.want_port
+        if port is None or not _udp_port_free(port):
+            if port is not None:
+                log.warning("port %d is busy; picking a free one", port)
+            port = free_udp_port()
+        self.port = port
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
+        env.update(HOME=str(self.home), DISPLAY=f":{self.display}", LANG="C", LC_ALL="C",
+                   MESA_GL_VERSION_OVERRIDE="3.3", vblank_mode="0")  # fmt: skip
+        args = [self.minetest_bin, "--go", "--world", str(self.world), "--name", PLAYER_NAME,
+                "--password", "", "--port", str(port), "--logfile", str(self.client_log)]  # fmt: skip
+        self.client = subprocess.Popen(
+            args, env=env, cwd=self.home, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(self.home / "client.stderr", "wb"), start_new_session=True, preexec_fn=_set_pdeathsig,
+        )  # fmt: skip
+        log.info("minetest client started (pid %d, display :%d, port %d, home %s)",
+                 self.client.pid, self.display, port, self.home)  # fmt: skip
+
+    def alive(self) -> bool:
+        return (self.client is not None and self.client.poll() is None
+                and self.xvfb is not None and self.xvfb.poll() is None)  # fmt: skip
+
+    def describe_death(self) -> str:
+        """A one-line reason for a dead instance, with the tail of the client log."""
+        parts = []
+        if self.client is not None and self.client.poll() is not None:
+            parts.append(f"minetest exited with {self.client.returncode}")
+        if self.xvfb is not None and self.xvfb.poll() is not None:
+            parts.append(f"Xvfb exited with {self.xvfb.returncode}")
+        tail = ""
+        with contextlib.suppress(OSError):
+            lines = self.client_log.read_text(errors="replace").strip().splitlines()
+            tail = " | ".join(lines[-3:])
+        return "; ".join(parts) + (f"; log: {tail}" if tail else "")
+
+    def stop_client(self, timeout: float = 3.0) -> None:
+        """Kill the client (its whole process group); Xvfb keeps running."""
+        _kill(self.client, timeout)
+        self.client = None
+        self.window = None
+
+    def stop(self) -> None:
+        """Kill the client and Xvfb and delete the temporary HOME. Idempotent."""
+        self.stop_client()
+        _kill(self.xvfb, 2.0)
+        self.xvfb = None
+        if self.home.exists() and not os.environ.get("JVLA_KEEP_MINETEST_HOME"):
+            shutil.rmtree(self.home, ignore_errors=True)
+        _LIVE.discard(self)
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in (self.client, self.xvfb) if p is not None and p.poll() is None]
+
+
+def _kill(proc: subprocess.Popen | None, timeout: float) -> None:
+    if proc is None or proc.poll() is not None:
+        if proc is not None:
+            proc.wait()
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+# -- cleanup at exit / on signals -------------------------------------------------------------
+def _register(gp: GameProcess) -> None:
+    global _HANDLERS_INSTALLED
+    with _LOCK:
+        _LIVE.add(gp)
+        if _HANDLERS_INSTALLED:
+            return
+        _HANDLERS_INSTALLED = True
+    atexit.register(stop_all)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            prev = signal.getsignal(sig)
+            signal.signal(sig, _make_handler(sig, prev))
+
+
+def _make_handler(sig: int, prev):
+    def handler(signum, frame):
+        stop_all()
+        if callable(prev):
+            prev(signum, frame)
+        else:  # default action: die with the signal, as if the handler were not there
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    return handler
+
+
+def stop_all() -> None:
+    """Stop every instance this process started (registered at exit and for SIGTERM/SIGHUP)."""
+    for gp in list(_LIVE):
+        with contextlib.suppress(Exception):
+            gp.stop()
