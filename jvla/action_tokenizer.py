@@ -234,6 +234,24 @@ class ActionTokenizer:
             ids.append(-1)
         return self.decode(ids)
 
+    def regex(self, n_actions: int = 1) -> str:
+        """The chunk grammar as a regular expression over token strings (for servers that take a
+        ``guided_regex``, e.g. vLLM): exactly ``n_actions`` well-formed actions."""
+        import re as _re
+
+        def alt(ids) -> str:
+            return "(?:" + "|".join(_re.escape(self.id_to_token[i]) for i in sorted(ids)) + ")"
+
+        g = self.grammar
+        buttons = "".join(
+            "(?:" + alt(i for i in self._group_ids[k] if i is not None) + ")?" for k in range(N_PRESS_GROUPS)
+        )
+        body = f"(?:{buttons}{alt(g._pitch_ids)}{alt(g._yaw_ids)})"
+        if self.encode_inventory:
+            body = f"(?:{alt(g._inv)}{alt(g._null_pitch)}{alt(g._null_yaw)}|{body[3:-1]})"
+        one = f"{_re.escape(self.id_to_token[self.begin_id])}{body}{_re.escape(self.id_to_token[self.end_id])}"
+        return f"(?:{one}){{{n_actions}}}"
+
     def _append(self, res: DecodeResult, digits: tuple[int, ...] | None) -> None:
         if digits is None:
             res.n_malformed += 1

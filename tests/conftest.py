@@ -31,3 +31,14 @@ def action_tokenizer(space) -> ActionTokenizer:
     """Action tokens mapped to arbitrary, non-contiguous ids (as in a real vocabulary)."""
     strings = action_token_strings(space)
     return ActionTokenizer(space, {s: 5000 + 3 * i for i, s in enumerate(strings)})
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory):
+    """A tiny random-init Qwen2-VL (smoke sizes) with its processor: ``(model, processor, params)``."""
+    from jvla import models
+
+    p = config.load(profile="smoke")
+    path = models.build_tiny(p, "qwen2_vl", [], tmp_path_factory.mktemp("tiny") / "qwen2_vl")
+    model, processor = models.load(path, p)
+    return model, processor, p
