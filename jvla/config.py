@@ -71,6 +71,9 @@ class ModelConfig:
 
     backbone: Literal["qwen2_vl", "llava_next"] = "qwen2_vl"
     source: str = "tiny"
+    # The checkpoint of the *other* backbone, used by variants whose backbone differs from
+    # ``backbone`` (the backbone ablation): ``tiny`` or a path / hub id.
+    ablation_source: str = "tiny"
     trust_remote_code: bool = False
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] = "sdpa"
@@ -183,6 +186,51 @@ class TrainConfig:
     eval_steps: int = fld(50, ge=1)
     save_steps: int = fld(100, ge=1)
     logging_steps: int = fld(10, ge=1)
+    # Speed (benchmarks/train_speed.py): batches of similar length, collation in a worker process
+    # beside the training process, and the intra-op thread count on CPU (0 = torch's default).
+    sampling: Literal["group_by_length", "random"] = "group_by_length"
+    dataloader_workers: int = fld(1, ge=0)
+    cpu_threads: int = fld(1, ge=0)
+    # NOTE(paper §3.2, code data_collator): photometric jitter + translation of frames.
+    augment: bool = False
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    """One trained agent of the paper's comparisons (Tables 1, 2, 4, Figure 4, backbone ablation).
+
+    ``post_training`` is the checkpoint Stage III starts from: ``none`` (the base model), ``vlp``
+    (Stage I then Stage II on all vision-language data), ``knowledge`` / ``vision`` /
+    ``grounding`` (one kind of post-training data) or ``one_stage`` (all post-training data and
+    the trajectories co-trained in one run, which replaces Stage III). ``apt_chunk`` and
+    ``ft_chunk`` are the actions per assistant turn in Stage III and the task fine-tune (Table 4).
+    See :mod:`jvla.variants` for the runs a variant expands to.
+    """
+
+    backbone: Literal["qwen2_vl", "llava_next"] = "qwen2_vl"
+    post_training: Literal["none", "vlp", "knowledge", "vision", "grounding", "one_stage"] = "vlp"
+    stage3: bool = True
+    apt_chunk: int = fld(1, ge=1)
+    ft_chunk: int = fld(1, ge=1)
+
+    def __post_init__(self):
+        if self.post_training == "one_stage" and self.stage3:
+            raise ConfigError("variant: post_training one_stage already co-trains the trajectories; expected stage3: false")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The VLA policy loop (:mod:`jvla.agent`). History length and chunk size are not here: they
+    are derived from the trajectory data and the variant, so training and inference agree."""
+
+    # NOTE(code evaluate.py): temperature 0.7 by default (scripts: 0.6 mine, 0.8-0.9 kill/GUI).
+    temperature: float = fld(0.7, ge=0)  # 0 = greedy
+    top_p: float = fld(0.99, gt=0, le=1)  # NOTE(code 0aafd2e): top_p 0.99
+    constrained: bool = True  # grammar-constrained decoding: no malformed action can be produced
+    prefix_cache: bool = True  # reuse the KV cache of the prompt prefix that does not change
+    feature_cache: bool = True  # encode each frame once, reuse it while it stays in the history
+    max_new_tokens: int = fld(64, ge=8)  # per decision, for unconstrained decoding
+    server_url: str | None = None  # an OpenAI-compatible (vLLM) endpoint instead of a local model
 
 
 # ------------------------------------------------------------------------------- the whole file
@@ -199,6 +247,8 @@ class Params:
     stage2: TrainConfig
     stage3: TrainConfig
     finetune: TrainConfig
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    variants: dict[str, VariantConfig] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
