@@ -29,7 +29,9 @@ import numpy as np
 import pytest
 
 if importlib.util.find_spec("minestudio") is None:
-    pytest.skip("minestudio is not installed (make minestudio VENV=.venv-minestudio)", allow_module_level=True)
+    pytest.skip(
+        "minestudio is not installed (make minestudio VENV=.venv-minestudio)", allow_module_level=True
+    )
 
 # MineStudio reads MINESTUDIO_DIR when its simulator is first imported: point it at an engine
 # directory holding an empty jar before that happens.
@@ -37,7 +39,7 @@ _ENGINE_ROOT = Path(tempfile.mkdtemp(prefix="jvla-minestudio-"))
 atexit.register(shutil.rmtree, _ENGINE_ROOT, ignore_errors=True)
 os.environ["MINESTUDIO_DIR"] = str(_ENGINE_ROOT)
 
-from jvla.actions import N_BUTTON_COMBINATIONS, ActionSpace, AgentAction, CameraQuantizer  # noqa: E402
+from jvla.actions import N_BUTTON_COMBINATIONS, AgentAction, CameraQuantizer  # noqa: E402
 from jvla.envs.base import EnvCrashed, check_info, check_obs  # noqa: E402
 from jvla.envs.minestudio import MinestudioEnv, build_callbacks, find_problems, translate_task  # noqa: E402
 from jvla.envs.minestudio.env import camera_config_kwargs, new_minecraft_sim, numpy2_aliases  # noqa: E402
@@ -58,11 +60,15 @@ from minestudio.utils.vpt_lib.actions import CameraQuantizer as MSCameraQuantize
 
 def make_task(**over):
     data = {
-        "name": "t", "category": "mine", "key": "mine_block:iron_ore", "instruction": "Mine the iron ore.",
-        "reward": {"event": "mine_block", "objects": ["iron_ore"]}, "max_steps": 50,
+        "name": "t",
+        "category": "mine",
+        "key": "mine_block:iron_ore",
+        "instruction": "Mine the iron ore.",
+        "reward": {"event": "mine_block", "objects": ["iron_ore"]},
+        "max_steps": 50,
         "init_inventory": [{"item": "stone_pickaxe", "slot": 0}],
         "setup": [{"op": "place", "block": "iron_ore", "offset": [0, 0, 2]}],
-    }  # fmt: skip
+    }
     data.update(over)
     return parse_task(data, "<test>")
 
@@ -71,14 +77,21 @@ def make_task(**over):
 def test_camera_bins_match_minestudio_value_by_value(params):
     ours = CameraQuantizer.from_config(params.action)
     kw = camera_config_kwargs(params.action)
-    theirs = MSCameraQuantizer(camera_maxval=kw["camera_maxval"], camera_binsize=kw["camera_binsize"],
-                               quantization_scheme=kw["camera_quantization_scheme"], mu=kw["camera_mu"])  # fmt: skip
+    theirs = MSCameraQuantizer(
+        camera_maxval=kw["camera_maxval"],
+        camera_binsize=kw["camera_binsize"],
+        quantization_scheme=kw["camera_quantization_scheme"],
+        mu=kw["camera_mu"],
+    )
     assert ours.n_bins == 21
     bins = np.arange(21)
     np.testing.assert_allclose(ours.undiscretize(bins), theirs.undiscretize(bins), rtol=0, atol=1e-12)
     degrees = np.round(np.arange(-15.0, 15.0, 0.0005), 6)
-    np.testing.assert_array_equal(ours.discretize(degrees), theirs.discretize(degrees),
-                                  err_msg="a degree value lands in a different camera bin than MineStudio's")  # fmt: skip
+    np.testing.assert_array_equal(
+        ours.discretize(degrees),
+        theirs.discretize(degrees),
+        err_msg="a degree value lands in a different camera bin than MineStudio's",
+    )
     # ... and at the bin centres themselves, where rounding ties would show.
     np.testing.assert_array_equal(ours.discretize(theirs.undiscretize(bins)), bins)
 
@@ -92,13 +105,21 @@ def _ms_action_stack(params):
 
 def _check_agent_to_env(params, space, buttons, cameras):
     mapper, transformer = _ms_action_stack(params)
-    env = transformer.policy2env(mapper.to_factored({"buttons": buttons[:, None], "camera": cameras[:, None]}))
+    env = transformer.policy2env(
+        mapper.to_factored({"buttons": buttons[:, None], "camera": cameras[:, None]})
+    )
     for i, (b, c) in enumerate(zip(buttons, cameras, strict=True)):
         ours = space.agent_to_env(AgentAction(int(b), int(c)))
         for name in Buttons.ALL:
-            assert int(np.asarray(env[name])[i].item()) == ours[name], f"button {name} of agent action ({b}, {c})"
-        np.testing.assert_allclose(np.asarray(env["camera"])[i].reshape(2), ours["camera"], atol=1e-12,
-                                   err_msg=f"camera of agent action ({b}, {c})")  # fmt: skip
+            assert int(np.asarray(env[name])[i].item()) == ours[name], (
+                f"button {name} of agent action ({b}, {c})"
+            )
+        np.testing.assert_allclose(
+            np.asarray(env["camera"])[i].reshape(2),
+            ours["camera"],
+            atol=1e-12,
+            err_msg=f"camera of agent action ({b}, {c})",
+        )
 
 
 def test_agent_to_env_matches_minestudio_for_every_button_index(params, space):
@@ -107,9 +128,14 @@ def test_agent_to_env_matches_minestudio_for_every_button_index(params, space):
     _check_agent_to_env(params, space, buttons, cameras)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "jvla.actions.ActionSpace.agent_to_env nulls the camera of the inventory index 8640; MineStudio's "
-    "CameraHierarchicalMapping.to_factored keeps it (BUTTON_IDX_TO_CAMERA_META_OFF is False for 'inventory')"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "jvla.actions.ActionSpace.agent_to_env nulls the camera of the inventory index 8640; MineStudio's "
+        "CameraHierarchicalMapping.to_factored keeps it "
+        "(BUTTON_IDX_TO_CAMERA_META_OFF is False for 'inventory')"
+    ),
+)
 def test_agent_to_env_inventory_with_camera_matches_minestudio(params, space):
     cameras = np.arange(space.n_camera)
     _check_agent_to_env(params, space, np.full(cameras.size, N_BUTTON_COMBINATIONS), cameras)
@@ -132,8 +158,12 @@ def test_env_to_agent_matches_minestudio(params, space):
 
 # --------------------------------------------------------------------------- callbacks from YAML
 def test_callback_specs_build_minestudio_callbacks():
-    task = make_task(category="kill", key="kill_entity:zombie", reward={"event": "kill_entity", "objects": ["zombie"]},
-                     setup=[{"op": "summon", "entity": "zombie", "range_z": [3, 10], "range_x": [-1, 1]}])  # fmt: skip
+    task = make_task(
+        category="kill",
+        key="kill_entity:zombie",
+        reward={"event": "kill_entity", "objects": ["zombie"]},
+        setup=[{"op": "summon", "entity": "zombie", "range_z": [3, 10], "range_x": [-1, 1]}],
+    )
     plan = translate_task(task, record_dir=str(_ENGINE_ROOT / "rec"))
     built = build_callbacks(plan)
     for spec, cb in zip(plan.callbacks, built, strict=True):
@@ -159,7 +189,9 @@ def test_paper_task_names_exist_in_minecraft_1_16():
     for task in load_tasks(suite="paper", backend="minestudio"):
         plan = translate_task(task)
         for stack in plan.init_inventory:
-            assert stack["type"] in mcd.items_name, f"{task.name}: item {stack['type']} (InitInventoryCallback asserts)"
+            assert stack["type"] in mcd.items_name, (
+                f"{task.name}: item {stack['type']} (InitInventoryCallback asserts)"
+            )
         for op in task.setup:
             if "block" in op:
                 assert op["block"] in mcd.blocks_name, f"{task.name}: block {op['block']}"
@@ -167,7 +199,9 @@ def test_paper_task_names_exist_in_minecraft_1_16():
                 assert op["entity"] in mcd.entities_name, f"{task.name}: entity {op['entity']}"
         for rule in plan.reward_cfg:
             for obj in rule["objects"]:
-                assert f"{rule['event']}.{obj}" in stats, f"{task.name}: MineStudio observes no {rule['event']}.{obj}"
+                assert f"{rule['event']}.{obj}" in stats, (
+                    f"{task.name}: MineStudio observes no {rule['event']}.{obj}"
+                )
 
 
 # -------------------------------------------------------------------------- prechecks, engine path
@@ -177,7 +211,9 @@ def test_precheck_checks_the_jar_minestudio_checks(monkeypatch, tmp_path):
 
     monkeypatch.setenv("MINESTUDIO_DIR", str(tmp_path))
     root, _ = resolve_minestudio_dir(None)
-    assert str(root / ENGINE_JAR) == os.path.join(get_mine_studio_dir(), "engine", "build", "libs", "mcprec-6.13.jar")
+    assert str(root / ENGINE_JAR) == os.path.join(
+        get_mine_studio_dir(), "engine", "build", "libs", "mcprec-6.13.jar"
+    )
     monkeypatch.setenv("MINESTUDIO_DIR", str(_ENGINE_ROOT))
     monkeypatch.setattr(sys, "stdin", None)
     entry.check_engine()  # the jar exists: no prompt
@@ -193,9 +229,16 @@ def test_minestudio_gpu_render_falls_back_to_cpu():
     import minestudio.simulator.minerl.env as menv
 
     script = Path(menv.__file__).with_name("gpu_utils.py")
-    out = subprocess.run([sys.executable, str(script), "0"], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "MINESTUDIO_GPU_RENDER": "1"})  # fmt: skip
-    assert out.stdout.strip() == "cpu", f"MineStudio's gpu_utils changed: {out.stdout!r} {out.stderr[-300:]!r}"
+    out = subprocess.run(
+        [sys.executable, str(script), "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MINESTUDIO_GPU_RENDER": "1"},
+    )
+    assert out.stdout.strip() == "cpu", (
+        f"MineStudio's gpu_utils changed: {out.stdout!r} {out.stderr[-300:]!r}"
+    )
 
 
 # ----------------------------------------------------------------- episodes on a scripted engine
@@ -247,7 +290,10 @@ class ScriptedEngine:
         if m:
             slot, kind = m.group(1), m.group(1).split(".")[0]
             n = int(slot.split(".")[1]) if kind in ("hotbar", "inventory") else 0
-            self.inventory[n + 9 if kind == "inventory" else n] = {"type": m.group(2), "quantity": int(m.group(3))}
+            self.inventory[n + 9 if kind == "inventory" else n] = {
+                "type": m.group(2),
+                "quantity": int(m.group(3)),
+            }
         m = re.fullmatch(r"/tp @s ~ ~ ~ 0 (\S+)", cmd)
         if m:
             self.pitch = float(m.group(1))
@@ -261,7 +307,12 @@ class ScriptedEngine:
                 raise ConnectionResetError("Minecraft process finished unexpectedly")
         if action.get("inventory"):
             self.gui = not self.gui
-        if action.get("use") and self.open_gui and self.pitch == 45 and self.blocks.get((0, 0, 1)) in ("crafting_table", "furnace"):
+        if (
+            action.get("use")
+            and self.open_gui
+            and self.pitch == 45
+            and self.blocks.get((0, 0, 1)) in ("crafting_table", "furnace")
+        ):
             self.gui = True
         target = self.blocks.get((0, 0, 2))
         self.hold = self.hold + 1 if action.get("attack") and target else 0
@@ -273,11 +324,15 @@ class ScriptedEngine:
         return self._obs(), 0.0, False, {"isGuiOpen": self.gui, "health": 20.0}
 
     def _obs(self):
-        return {
-            "pov": np.full((360, 640, 3), 100, np.uint8), "inventory": {k: dict(v) for k, v in self.inventory.items()},
-            "is_gui_open": self.gui, "player_pos": {"x": 0.5, "y": 64.0, "z": 0.5, "pitch": self.pitch, "yaw": 0.0},
-            **{k: defaultdict(lambda: np.zeros((), float), {n: np.array(c) for n, c in v.items()}) for k, v in self.stats.items()},
-        }  # fmt: skip
+        obs = {
+            "pov": np.full((360, 640, 3), 100, np.uint8),
+            "inventory": {k: dict(v) for k, v in self.inventory.items()},
+            "is_gui_open": self.gui,
+            "player_pos": {"x": 0.5, "y": 64.0, "z": 0.5, "pitch": self.pitch, "yaw": 0.0},
+        }
+        for key, counts in self.stats.items():  # MineStudio's ObserveFromFullStats form
+            obs[key] = defaultdict(lambda: np.zeros((), float), {n: np.array(c) for n, c in counts.items()})
+        return obs
 
 
 def scripted_env(params, engine, **kw):
@@ -298,8 +353,10 @@ def test_mine_episode_end_to_end(params, space):
     check_info(info)
     assert info["inventory"] == {"stone_pickaxe": 1} and info["mine_block"] == {}
     assert engine.commands[:3] == [
-        "/replaceitem entity @p weapon.mainhand minecraft:stone_pickaxe 1", FACE_SOUTH, "/setblock ~ ~ ~2 minecraft:iron_ore",
-    ]  # fmt: skip
+        "/replaceitem entity @p weapon.mainhand minecraft:stone_pickaxe 1",
+        FACE_SOUTH,
+        "/setblock ~ ~ ~2 minecraft:iron_ore",
+    ]
     attack = dict(space.null_env_action(), attack=1, drop=1)
     results = [env.step(attack) for _ in range(3)]
     rewards = [r[1] for r in results]
@@ -311,7 +368,7 @@ def test_mine_episode_end_to_end(params, space):
     # A second episode: fast reset by commands, counters start empty although the stats persist.
     n = len(engine.commands)
     obs, info = env.reset(make_task())
-    assert engine.commands[n:n + 3] == ["/kill", "/time set 0", "/weather clear"]
+    assert engine.commands[n : n + 3] == ["/kill", "/time set 0", "/weather clear"]
     assert info["mine_block"] == {}
     for _ in range(3):
         *_, info = env.step(attack)
@@ -332,8 +389,15 @@ def test_time_limit_truncates(params, space):
 def test_gui_is_open_when_the_agent_takes_over(params, gui):
     engine = ScriptedEngine()
     env = scripted_env(params, engine)
-    _, info = env.reset(make_task(category="craft", key="craft_item:ladder", need_gui=gui, setup=[],
-                                  reward={"event": "craft_item", "objects": ["ladder"]}))  # fmt: skip
+    _, info = env.reset(
+        make_task(
+            category="craft",
+            key="craft_item:ladder",
+            need_gui=gui,
+            setup=[],
+            reward={"event": "craft_item", "objects": ["ladder"]},
+        )
+    )
     assert info["is_gui_open"]
     key = "inventory" if gui == "inventory" else "use"
     assert sum(a[key] for a in engine.actions) == 1, f"one press of {key} opens the {gui} screen"

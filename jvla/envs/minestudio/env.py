@@ -251,7 +251,9 @@ class MinestudioEnv:
         self._steps += 1
         terminated = self._tracker.done
         if sim_done and not terminated:
-            log.warning("MineStudio ended the episode by itself (task %s, step %d)", self.task.name, self._steps)
+            log.warning(
+                "MineStudio ended the episode by itself (task %s, step %d)", self.task.name, self._steps
+            )
         truncated = self._steps >= self.task.max_steps or (bool(sim_done) and not terminated)
         return self._obs(obs), reward, terminated, truncated, info
 
@@ -317,5 +319,7 @@ class MinestudioEnv:
     def _obs(self, obs: Mapping[str, Any]) -> Obs:
         image = np.ascontiguousarray(obs["image"], dtype=np.uint8)
         if image.shape != (self.height, self.width, 3):
-            raise EnvCrashed(f"MineStudio returned a frame of shape {image.shape}, expected {(self.height, self.width, 3)}")
+            raise EnvCrashed(
+                f"MineStudio returned a frame of shape {image.shape}, expected {(self.height, self.width, 3)}"
+            )
         return {"image": image}

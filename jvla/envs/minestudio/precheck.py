@@ -41,7 +41,9 @@ class Problem:
     fix: str
 
 
-def resolve_minestudio_dir(configured: str | None, environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
+def resolve_minestudio_dir(
+    configured: str | None, environ: Mapping[str, str] | None = None
+) -> tuple[Path, str]:
     """The MineStudio directory and where it came from.
 
     ``env.minestudio.minestudio_dir`` (relative paths are relative to the project root) wins over
@@ -54,7 +56,7 @@ def resolve_minestudio_dir(configured: str | None, environ: Mapping[str, str] | 
         return (path if path.is_absolute() else PROJECT_ROOT / path), "env.minestudio.minestudio_dir"
     if environ.get("MINESTUDIO_DIR"):
         return Path(environ["MINESTUDIO_DIR"]).expanduser(), "$MINESTUDIO_DIR"
-    return Path(tempfile.gettempdir()) / "MineStudio", "MineStudio's default (MINESTUDIO_DIR is not set)"
+    return Path(tempfile.gettempdir()) / "MineStudio", "MineStudio's default, MINESTUDIO_DIR is not set"
 
 
 def java_major_version(java: str, run: Callable = subprocess.run) -> int | None:
@@ -93,28 +95,33 @@ def find_problems(
     jar = root / ENGINE_JAR
     if not jar.is_file():
         problems.append(Problem(
-            f"the simulator engine is missing: {jar} not found (MineStudio directory from {source})",
-            "on a machine with access to huggingface.co (downloads CraftJarvis/SimulatorEngine "
-            "engine.zip, ~458 MB, and unzips it):\n"
-            f"    export MINESTUDIO_DIR={root}\n"
-            "    python -c 'from minestudio.simulator.entry import check_engine; check_engine(skip_confirmation=True)'\n"
-            "  or copy the unzipped engine/ folder of such a machine to "
-            f"{root / 'engine'} (set env.minestudio.minestudio_dir or MINESTUDIO_DIR to use another place)",
+            f"the simulator engine is missing: {jar} not found (MineStudio directory: {source})",
+            "on a machine that reaches huggingface.co (downloads CraftJarvis/SimulatorEngine engine.zip, "
+            "~458 MB, and unzips it):\n"
+            f"export MINESTUDIO_DIR={root}\n"
+            "python -c 'from minestudio.simulator.entry import check_engine; "
+            "check_engine(skip_confirmation=True)'\n"
+            f"or copy the unzipped engine/ folder of such a machine to {root / 'engine'} "
+            "(env.minestudio.minestudio_dir or MINESTUDIO_DIR choose another place)",
         ))  # fmt: skip
     java = which("java")
     if java is None:
         problems.append(Problem(
             "Java is not on PATH (the engine, Minecraft 1.16.5 via MCP-Reborn, needs JDK 8)",
             "conda install -c conda-forge openjdk=8     # Debian 12 has no openjdk-8 package\n"
-            "  or: sudo apt-get install -y openjdk-8-jdk-headless   # Ubuntu 22.04 and older",
+            "or: sudo apt-get install -y openjdk-8-jdk-headless   # Ubuntu 22.04 and older",
         ))  # fmt: skip
     else:
         major = java_major_version(java, run)
         if major != 8:
             # NOTE(code MineStudio docs): JDK 8 is required; whether the engine runs on newer Javas
             # is untested (../shared/spec/official-code.md B4), so this warns instead of failing.
-            log.warning("MineStudio: %s is Java %s, not Java 8; the engine is only known to run on JDK 8 "
-                        "(conda install -c conda-forge openjdk=8)", java, major or "of unknown version")  # fmt: skip
+            log.warning(
+                "MineStudio: %s is Java %s, not Java 8; the engine is only known to run on JDK 8 "
+                "(conda install -c conda-forge openjdk=8)",
+                java,
+                major or "of unknown version",
+            )
     # NOTE(code MineStudio 1.1.6 minerl/env/gpu_utils.py): its __main__ uses `cuda` without importing
     # it, the bare `except` turns the NameError into "cpu", so even with MINESTUDIO_GPU_RENDER=1 the
     # game is started with `xvfb-run -a java ...` (launchClient.sh). xvfb-run is therefore needed
@@ -140,7 +147,9 @@ def format_problems(problems: list[Problem]) -> str:
     lines = [f"MineStudio backend unavailable (env.backend: minestudio); {len(problems)} problem(s):"]
     for i, p in enumerate(problems, 1):
         lines.append(f"  {i}. {p.what}")
-        lines.append(f"     fix: {p.fix}")
+        first, *rest = p.fix.split("\n")
+        lines.append(f"     fix: {first}")
+        lines += [f"          {line}" for line in rest]
     lines.append(f"See {DOCS} for the full setup of the paper-scale backend.")
     return "\n".join(lines)
 

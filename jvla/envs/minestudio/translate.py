@@ -118,7 +118,9 @@ def setup_op_commands(op: Mapping[str, Any]) -> list[str]:
         if cmd is None:
             return []
         if not isinstance(cmd, str) or not cmd.startswith("/"):
-            raise ValueError(f"setup command for minestudio must be a string starting with '/', found {cmd!r}")
+            raise ValueError(
+                f"setup command for minestudio must be a string starting with '/', found {cmd!r}"
+            )
         return [cmd]
     if kind == "summon":
         return []
@@ -144,7 +146,9 @@ def inventory_slots(task: Task) -> list[dict[str, Any]]:
     out = []
     for stack in task.init_inventory:
         if stack.count > MAX_STACK:
-            raise ValueError(f"{task.name}: init_inventory {stack.item} x{stack.count}: at most {MAX_STACK} per stack")
+            raise ValueError(
+                f"{task.name}: init_inventory {stack.item} x{stack.count}: at most {MAX_STACK} per stack"
+            )
         slot = stack.slot
         if slot is None:
             slot = next(free, None)
@@ -203,7 +207,9 @@ def translate_task(task: Task, *, fast_reset: bool = True, random_tp_range: int 
     if inventory:  # an empty list makes InitInventoryCallback log a failure
         # NOTE(code MineStudio 1.1.6 init_inventory.py): (init_inventory, distraction_level); the
         # official evaluate.py passes muyao-dev's inventory_distraction_level="zero", i.e. none.
-        specs.append(CallbackSpec("InitInventoryCallback", {"init_inventory": inventory, "distraction_level": [0]}))
+        specs.append(
+            CallbackSpec("InitInventoryCallback", {"init_inventory": inventory, "distraction_level": [0]})
+        )
     specs.append(CallbackSpec("CommandsCallback", {"commands": list(commands)}))
     if record_dir is not None:
         specs.append(CallbackSpec("RecordCallback", {
