@@ -12,17 +12,24 @@ the official collator consumes them (``official-code.md`` §A6)::
         {"role": "assistant", "content": [{"type": "text", "text": "<|reserved_special_token_178|>..."}]},
       ],
       "image_bytes": [b"\\xff\\xd8..."],    # JPEG/PNG bytes, consumed in order of image items
+      "source": "{\\"episode\\": 12, ...}",   # optional provenance / eval reference, a JSON string
     }
 
 Content items: ``{"type": "text", "text": str}``, ``{"type": "image"}`` and
 ``{"type": "point", "point": [[x, y], ...], "label": str}`` with ``x, y`` in **percent** of the
 image width/height (0-100, as stored by the official data). ``render_point`` turns a point item
 into the paper's text format with coordinates in ``[0, 1000)``.
+
+``source`` mirrors the official rows' provenance dict, stored as a JSON **string** (one Arrow type
+for every kind of record). Generated rows put there what produced them (task, episode, scene,
+fact group) and, in eval splits, the machine-checkable reference answer read by
+:mod:`jvla.data.reference`. Collators ignore it.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -50,6 +57,7 @@ def features():
         "label": List(Value("string")),
         "conversations": List({"role": Value("string"), "content": List(item)}),
         "image_bytes": List(Value("binary")),
+        "source": Value("string"),
     })  # fmt: skip
 
 
@@ -65,9 +73,24 @@ def normalise(sample: Mapping[str, Any]) -> dict[str, Any]:
             for turn in sample["conversations"]
         ],
         "image_bytes": list(sample.get("image_bytes") or []),
+        "source": _source_json(sample.get("source")),
     }
     validate(out)
     return out
+
+
+def _source_json(src: Any) -> str | None:
+    if src is None or isinstance(src, str):
+        return src
+    return json.dumps(src, sort_keys=True, separators=(",", ":"))
+
+
+def source_of(sample: Mapping[str, Any]) -> dict[str, Any]:
+    """The sample's ``source`` as a dict (empty if absent)."""
+    src = sample.get("source")
+    if not src:
+        return {}
+    return json.loads(src) if isinstance(src, str) else dict(src)
 
 
 def validate(sample: Mapping[str, Any]) -> None:
