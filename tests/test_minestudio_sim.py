@@ -44,7 +44,7 @@ from jvla.envs.base import EnvCrashed, check_info, check_obs  # noqa: E402
 from jvla.envs.minestudio import MinestudioEnv, build_callbacks, find_problems, translate_task  # noqa: E402
 from jvla.envs.minestudio.env import camera_config_kwargs, new_minecraft_sim, numpy2_aliases  # noqa: E402
 from jvla.envs.minestudio.precheck import ENGINE_JAR, resolve_minestudio_dir  # noqa: E402
-from jvla.envs.minestudio.translate import FACE_SOUTH  # noqa: E402
+from jvla.envs.minestudio.translate import FACE_SOUTH, GUI_AIM_PITCH, GUI_BLOCK_OFFSET  # noqa: E402
 from jvla.envs.tasks import load_tasks, parse_task  # noqa: E402
 
 pytestmark = pytest.mark.minestudio
@@ -245,8 +245,8 @@ def test_minestudio_gpu_render_falls_back_to_cpu():
 class ScriptedEngine:
     """Stands in for MineStudio's Malmo env (``sim.env``): answers chat commands and keys.
 
-    Rules: ``/setblock`` places a block at its offset; ``/replaceitem`` fills a slot; ``/tp ... 0 45``
-    aims at the block one ahead; ``use`` on an aimed table / furnace opens its screen,
+    Rules: ``/setblock`` places a block at its offset; ``/replaceitem`` fills a slot; ``/tp ... 0 30``
+    aims at the block two ahead; ``use`` on an aimed table / furnace opens its screen,
     ``inventory`` toggles the inventory; three ``attack`` steps mine the block two ahead.
     Statistics survive resets and ``/kill``, as Minecraft's do.
     """
@@ -310,11 +310,12 @@ class ScriptedEngine:
         if (
             action.get("use")
             and self.open_gui
-            and self.pitch == 45
-            and self.blocks.get((0, 0, 1)) in ("crafting_table", "furnace")
+            and self.pitch == GUI_AIM_PITCH
+            and self.blocks.get(GUI_BLOCK_OFFSET) in ("crafting_table", "furnace")
         ):
             self.gui = True
         target = self.blocks.get((0, 0, 2))
+        target = None if target in ("crafting_table", "furnace") else target
         self.hold = self.hold + 1 if action.get("attack") and target else 0
         if self.hold >= 3:
             self.stats["mine_block"][target] += 1

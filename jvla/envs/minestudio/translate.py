@@ -30,15 +30,16 @@ N_INVENTORY_SLOTS = 36
 MAX_STACK = 64  # /replaceitem refuses larger counts
 # NOTE(code MineStudio summon_mobs.py): SummonMobsCallback draws x, z uniformly from these ranges
 # (blocks, relative to the player) and summons 3 blocks up. Defaults when a summon op omits them:
-# straight ahead at 3 blocks.
-DEFAULT_RANGE_X: tuple[float, float] = (0.0, 0.0)
-DEFAULT_RANGE_Z: tuple[float, float] = (3.0, 3.0)
+# the Minetest backend's (jvla/envs/minetest/env.py), 3-6 blocks ahead.
+DEFAULT_RANGE_X: tuple[float, float] = (-2.0, 2.0)
+DEFAULT_RANGE_Z: tuple[float, float] = (3.0, 6.0)
 DEFAULT_BIOME = "plains"  # NOTE(code JarvisVLA evaluate/config/*/base.yaml): plains by default
-# The GUI block of crafting_table / furnace tasks: one block ahead at foot level, aimed at from a
-# pitch of 45 degrees down (the ray from a centred player's eyes, 1.62 above the feet, meets its top
-# face 0.62 blocks ahead, well inside the block's 0.5..1.5 span).
-GUI_BLOCK_OFFSET: tuple[int, int, int] = (0, 0, 1)
-GUI_AIM_PITCH = 45
+# The GUI block of crafting_table / furnace tasks: two blocks ahead at foot level, as in the
+# Minetest backend, with the space in between (foot and head level, one block ahead) cleared, aimed at from a pitch of 30 degrees
+# down: the ray from a centred player's eyes (1.62 above the feet) meets the block's front face
+# (1.5 ahead) 0.75 above the feet, inside its 0..1 span, and is 1.75 long (reach 4.5).
+GUI_BLOCK_OFFSET: tuple[int, int, int] = (0, 0, 2)
+GUI_AIM_PITCH = 30
 GUI_BLOCKS = {"crafting_table": "crafting_table", "furnace": "furnace[facing=north]"}
 # Centre the player on its block and face +z, pitch 0 (run as the player, so @s is the player).
 FACE_SOUTH = "/execute at @s align xz run tp @s ~0.5 ~ ~0.5 0 0"
@@ -190,6 +191,7 @@ def translate_task(task: Task, *, fast_reset: bool = True, random_tp_range: int 
         # or furnace and opens it before the agent takes over; we place it by command and the env
         # opens it with the `use` key (public MineStudio 1.1.6 API only).
         commands += [
+            "/fill ~ ~ ~1 ~ ~1 ~1 minecraft:air",
             f"/setblock {_pos(GUI_BLOCK_OFFSET)} minecraft:{GUI_BLOCKS[task.need_gui]}",
             f"/tp @s ~ ~ ~ 0 {GUI_AIM_PITCH}",
         ]
