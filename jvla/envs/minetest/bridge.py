@@ -51,7 +51,7 @@ class Bridge:
         self._results: dict[int, dict] = {}
         self.pending_events: list[dict] = []
         self._state: dict | None = None
-        self._state_mtime = 0
+        self._state_mtime: tuple = ()
 
     # -- commands -------------------------------------------------------------------------------
     def send(self, *commands: dict) -> list[int]:
@@ -142,12 +142,13 @@ class Bridge:
             st = os.stat(self.state_path)
         except FileNotFoundError:
             return self._state
-        if st.st_mtime_ns != self._state_mtime:
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)  # atomic rename: a new inode per snapshot
+        if key != self._state_mtime:
             try:
                 raw = json.loads(self.state_path.read_bytes())
             except (json.JSONDecodeError, FileNotFoundError):
                 return self._state  # replaced mid-read; keep the previous snapshot
-            self._state_mtime = st.st_mtime_ns
+            self._state_mtime = key
             self._state = normalise_state(raw)
         return self._state
 

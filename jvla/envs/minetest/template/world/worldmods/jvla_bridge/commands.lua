@@ -79,8 +79,8 @@ end
 
 handlers.clear_inventory = function(c)
 	local inv = player_or_error():get_inventory()
-	for name, _ in pairs(inv:get_lists()) do
-		inv:set_list(name, {})
+	for name, list in pairs(inv:get_lists()) do
+		for i = 1, #list do inv:set_stack(name, i, "") end  -- keeps each list's size and width
 	end
 	return true
 end
@@ -188,7 +188,8 @@ handlers.reset_player = function(c)
 	jvla.formspec = ""
 	jvla.setup_player(player)
 	jvla.set_craft_grid(player, 2)
-	player:get_inventory():set_list("craft", {})
+	local inv = player:get_inventory()
+	for i = 1, inv:get_size("craft") do inv:set_stack("craft", i, "") end
 	if player:get_hp() <= 0 then player:respawn() end
 	player:set_hp(player:get_properties().hp_max or 20)
 	player:set_breath(player:get_properties().breath_max or 10)
@@ -288,27 +289,27 @@ end
 -- Search outward from (0, 0) for a surface point in one of `biomes` (exact names),
 -- emerge the map around it, then answer with {origin}. Asynchronous.
 handlers.find_arena = function(c)
-	local wanted = c.biomes or {"grassland", "deciduous_forest", "coniferous_forest"}
+	local wanted = c.biomes or {"grassland", "deciduous_forest", "coniferous_forest", "savanna"}
 	local step = c.step or 16
 	local max_dist = c.max_dist or 800
 	local found = nil
 	local start = c.start and vec(c.start) or {x = 0, y = 0, z = 0}
-	for r = 0, max_dist, step do
-		for dx = -r, r, step do for _, dz in ipairs(r == 0 and {0} or {-r, r}) do
-			local cand = {{x = start.x + dx, z = start.z + dz}, {x = start.x + dz, z = start.z + dx}}
-			for _, xz in ipairs(cand) do
-				if not found then
-					local y = minetest.get_spawn_level(xz.x, xz.z)
-					if y and y > 2 and y < 60 then
-						local bd = minetest.get_biome_data({x = xz.x, y = y, z = xz.z})
-						local bname = bd and minetest.get_biome_name(bd.biome) or ""
-						for _, w in ipairs(wanted) do
-							if bname == w then found = {x = xz.x, y = y, z = xz.z, biome = bname} end
-						end
-					end
+	local function probe(x, z, w)
+		local y = minetest.get_spawn_level(x, z)
+		if not y or y <= 2 or y >= 60 then return nil end
+		local bd = minetest.get_biome_data({x = x, y = y, z = z})
+		local bname = bd and minetest.get_biome_name(bd.biome) or ""
+		if bname == w then return {x = x, y = y, z = z, biome = bname} end
+	end
+	for _, w in ipairs(wanted) do
+		for r = 0, max_dist, step do
+			for d = -r, r, step do
+				for _, xz in ipairs({{d, -r}, {d, r}, {-r, d}, {r, d}}) do
+					found = found or probe(start.x + xz[1], start.z + xz[2], w)
 				end
 			end
-		end end
+			if found then break end
+		end
 		if found then break end
 	end
 	if not found then error("no surface point in biomes " .. table.concat(wanted, ",") .. " within " .. max_dist) end

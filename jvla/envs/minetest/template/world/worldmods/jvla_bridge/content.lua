@@ -14,7 +14,8 @@ local S = minetest.get_translator("jvla_bridge")
 
 -------------------------------------------------------------------------------- formspecs
 -- Legacy (non real_coordinates) formspecs; coordinates are in inventory slots.
-local PREPEND = "bgcolor[#080808BB;true]listcolors[#00000069;#5A5A5A;#141318;#30434C;#FFF]"
+local PREPEND = "bgcolor[#080808BB;true]listcolors[#00000069;#5A5A5A;#141318;#30434C;#FFF]" ..
+	"background9[5,5;1,1;gui_formbg.png;true;10]"
 local MAIN = "list[current_player;main;0,4.2;9,3;9]" ..
 	"list[current_player;main;0,7.4;9,1;]"
 local SIZE = "size[9,8.4]"

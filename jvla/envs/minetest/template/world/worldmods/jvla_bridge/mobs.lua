@@ -30,6 +30,10 @@ local function register(name, mc_name, def)
 	def.stepheight = def.stepheight or 1.1
 	def.jump = def.jump ~= false
 	mobs:register_mob("jvla_bridge:" .. name, def)
+	-- No "Health: x / y, Owner:" infotext or nametag over the mobs (screen clutter).
+	minetest.registered_entities["jvla_bridge:" .. name].update_tag = function(self)
+		self.object:set_properties({nametag = "", infotext = ""})
+	end
 	local drops = {}
 	for _, d in ipairs(def.drops or {}) do drops[#drops + 1] = d.name end
 	jvla.mob_info["jvla_bridge:" .. name] = {
