@@ -13,7 +13,7 @@ export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: repro test setup apt venv minestudio lint clean
+.PHONY: repro test test-minestudio setup apt venv minestudio lint clean
 
 ## repro: set up, then run the whole pipeline on the embedded default (Minetest, tiny models)
 repro: setup
@@ -43,6 +43,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 ## minestudio: the paper-scale backend (real Minecraft); see README "Paper scale"
 minestudio: venv
 	bash scripts/install_minestudio.sh $(VENV)
+
+## test-minestudio: MineStudio's own classes vs our translation, in a separate venv (CI runs it)
+MS_VENV ?= .venv-minestudio
+test-minestudio:
+	$(MAKE) minestudio VENV=$(MS_VENV)
+	$(MS_VENV)/bin/python -m pytest -q -m minestudio tests/test_minestudio_sim.py
 
 lint:
 	$(VENV)/bin/ruff check jvla tests benchmarks

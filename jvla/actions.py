@@ -182,10 +182,16 @@ class ActionSpace:
         return AgentAction(self._digits_to_index(digits), camera)
 
     def agent_to_env(self, agent: AgentAction) -> EnvAction:
-        """VPT ``to_factored`` + ``policy2env``; the camera is null when the camera flag is off."""
+        """VPT ``to_factored`` + ``policy2env``; the camera is null when the camera flag is off.
+
+        # NOTE(code VPT to_factored): the inventory index has no camera flag and keeps its camera
+        # bins (``BUTTON_IDX_TO_CAMERA_META_OFF`` is False for it), as MineStudio does.
+        """
         env = self.null_env_action()
         if agent.buttons == INVENTORY_INDEX:
             env["inventory"] = 1
+            pitch, yaw = divmod(agent.camera, self.n_bins)
+            env["camera"] = self.quantizer.undiscretize(np.array([pitch, yaw]))
             return env
         digits = self._index_to_digits(agent.buttons)
         for (name, options), d in zip(BUTTON_GROUPS.items(), digits, strict=True):

@@ -128,14 +128,6 @@ def test_agent_to_env_matches_minestudio_for_every_button_index(params, space):
     _check_agent_to_env(params, space, buttons, cameras)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "jvla.actions.ActionSpace.agent_to_env nulls the camera of the inventory index 8640; MineStudio's "
-        "CameraHierarchicalMapping.to_factored keeps it "
-        "(BUTTON_IDX_TO_CAMERA_META_OFF is False for 'inventory')"
-    ),
-)
 def test_agent_to_env_inventory_with_camera_matches_minestudio(params, space):
     cameras = np.arange(space.n_camera)
     _check_agent_to_env(params, space, np.full(cameras.size, N_BUTTON_COMBINATIONS), cameras)
