@@ -8,6 +8,7 @@ is imported lazily (``import jvla`` stays light).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import math
 import shutil
@@ -20,33 +21,62 @@ from jvla.data.schema import source_of
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "eval")
+_counter = itertools.count()
 
 
-def to_dataset(samples: Iterable[Mapping[str, Any]], cache_dir: str | None = None):
-    """Schema samples (a list, or any iterable: written in batches, not held in memory)."""
+def to_dataset(rows: Iterable[Mapping[str, Any]], features: Any = None, tmp_dir: str | Path | None = None):
+    """Rows (a list, or any iterable: streamed to an Arrow file in ``tmp_dir``, never all held in
+    memory) -> a ``Dataset`` with ``features`` (default: the sample schema)."""
     from datasets import Dataset
+    from datasets.arrow_writer import ArrowWriter
 
-    from jvla.data.schema import features
+    from jvla.data.schema import features as schema_features
 
-    if isinstance(samples, list):
-        return Dataset.from_list(samples, features=features())
-    items = iter(samples)
-    return Dataset.from_generator(lambda: items, features=features(), cache_dir=cache_dir)
+    features = features or schema_features()
+    if isinstance(rows, list) or tmp_dir is None:
+        return Dataset.from_list(list(rows), features=features)
+    path = Path(tmp_dir) / f"part-{next(_counter)}.arrow"
+    # NOTE: not Dataset.from_generator: it fingerprints (pickles) the generator, which fails for
+    # generator objects and would cache stale data across calls.
+    with ArrowWriter(features=features, path=str(path), writer_batch_size=64) as w:
+        for row in rows:
+            w.write(dict(row))
+        w.finalize()
+    return Dataset.from_file(str(path))
 
 
-def save(splits: Mapping[str, Iterable[Mapping[str, Any]]], out_dir: str | Path):
-    """Write ``{"train": samples, "eval": samples}`` to ``out_dir`` (replaced) and return the
-    ``DatasetDict`` loaded back from it."""
+def save(splits: Mapping[str, Iterable[Mapping[str, Any]]], out_dir: str | Path, features: Any = None):
+    """Write ``{"train": rows, "eval": rows}`` to ``out_dir`` (replaced) as a ``DatasetDict`` and
+    return it loaded back from disk. ``features`` defaults to the sample schema. An empty split is
+    left out (``datasets`` cannot load an empty saved split back)."""
     from datasets import DatasetDict
 
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="jvla-ds-") as tmp:
-        dd = DatasetDict({name: to_dataset(s if not isinstance(s, list) else s, cache_dir=tmp) for name, s in splits.items()})
+        parts = {name: to_dataset(rows, features, tmp) for name, rows in splits.items()}
+        for name in [n for n, ds in parts.items() if len(ds) == 0]:
+            log.warning("%s: split %r is empty; not written", out_dir.name, name)
+            del parts[name]
+        dd = DatasetDict(parts)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         dd.save_to_disk(str(out_dir))
-    log.info("saved %s: %s", out_dir, {k: len(v) for k, v in dd.items()})
+        del dd
+    log.info("saved %s", out_dir)
+    return load(out_dir)
+
+
+def save_one(rows: Iterable[Mapping[str, Any]], out_dir: str | Path, features: Any):
+    """Like :func:`save` for a single ``Dataset`` (no splits)."""
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="jvla-ds-") as tmp:
+        ds = to_dataset(rows, features, tmp)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_to_disk(str(out_dir))
+        del ds
     return load(out_dir)
 
 

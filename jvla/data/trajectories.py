@@ -1,0 +1,193 @@
+"""Stage III and per-task fine-tuning trajectories from the scripted experts.
+
+Two steps, so that the (history, chunk) layout is a cheap conversion, not a re-recording:
+
+1. :func:`record_episodes` rolls the experts out (:func:`jvla.experts.rollout`) and writes one
+   row per episode to the ``episodes`` dataset: ``frames`` (JPEG bytes, one per step, the frame
+   the expert saw), ``actions`` (the action-token text of each step, one
+   ``<|reserved_special_token_178|>...179|>`` segment), ``task``, ``instruction``, ``seed``,
+   ``success``, ``set`` (``stage3`` = the cross-task set, ``finetune`` = the per-task
+   fine-tuning set, recorded from different seeds) and ``split`` (``train`` / ``eval``, whole
+   episodes).
+2. :func:`samples` turns episodes into schema samples for a history ``H`` and a chunk ``c``;
+   :func:`build` writes ``trajectory_c<c>`` (from the ``stage3`` episodes) and ``task_c<c>``
+   (from the ``finetune`` episodes) for every chunk the variants use.
+
+Sample layout (:mod:`jvla.prompts`, the official agent's): a sample at step ``t`` has the ``H``
+previous *decisions* at steps ``t - c*H, ..., t - c`` (one model call per chunk at inference),
+each a user turn with its frame and an assistant turn with that decision's ``c`` actions, then
+the current frame; the target is the ``c`` actions ``t .. t+c-1`` (only full chunks: the last
+``c - 1`` steps of an episode start no sample). Decisions before the episode start are padded
+with the first frame and the null action. Labels are ``["trajectory", <task>, "h=<H>",
+"c=<c>"]`` as in the released data; ``source`` holds ``task``, ``episode``, ``seed``, ``t``.
+
+# NOTE(paper §4.2): the paper's Stage III data is human/agent gameplay (VPT contractors, JARVIS-1
+# rollouts, synthetic GUI data, ~7.4M frames) and its fine-tuning set >100 trajectories per MCU
+# task; ours are scripted-expert rollouts in the same game for both, with episode counts in
+# ``data.trajectories``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jvla.data.schema import normalise
+
+if TYPE_CHECKING:
+    from jvla.actions import ActionSpace
+    from jvla.config import TrajectoryDataConfig
+    from jvla.envs.tasks import Task
+
+log = logging.getLogger(__name__)
+SETS = {"stage3": ("trajectory", 10_000), "finetune": ("task", 20_000)}  # set -> (dataset prefix, seed base)
+
+
+def token_strings(space: ActionSpace):
+    """An :class:`~jvla.action_tokenizer.ActionTokenizer` that only needs to write strings."""
+    from jvla.action_tokenizer import ActionTokenizer, action_token_strings
+
+    return ActionTokenizer(space, {s: i for i, s in enumerate(action_token_strings(space))})
+
+
+def encode_frame(frame, scale: float, quality: int) -> bytes:
+    """HxWx3 uint8 -> JPEG bytes of the frame scaled by ``scale`` (area-averaged)."""
+    from PIL import Image
+
+    from jvla.data.schema import encode_image
+
+    im = Image.fromarray(frame)
+    if scale != 1.0:
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.BOX)
+    return encode_image(im, quality=quality)
+
+
+def episode_plan(tasks: list[Task], cfg: TrajectoryDataConfig, seed: int) -> list[dict]:
+    """Every episode to record: task, set, seed and split (eval episodes drawn per set)."""
+    plan = []
+    rng = random.Random(seed)
+    for set_name, (_, base) in SETS.items():
+        n = cfg.episodes_per_task if set_name == "stage3" else cfg.finetune_episodes_per_task
+        rows = [{"task": t.name, "set": set_name, "seed": seed * 100_000 + base + i * 1_000 + k, "split": "train"}
+                for k, t in enumerate(tasks) for i in range(n)]  # fmt: skip
+        n_eval = round(cfg.eval_fraction * len(rows))
+        if cfg.eval_fraction > 0 and len(rows) > 1:
+            n_eval = max(1, n_eval)
+        for r in rng.sample(rows, n_eval):
+            r["split"] = "eval"
+        plan += rows
+    return plan
+
+
+def record_episodes(env, tasks: list[Task], cfg: TrajectoryDataConfig, space: ActionSpace, seed: int,
+                    scale: float, quality: int) -> Iterator[dict]:  # fmt: skip
+    """Roll the experts out per :func:`episode_plan`; yield one ``episodes`` row per episode
+    (failed ones too when ``success_only`` is False)."""
+    from tqdm.auto import tqdm
+
+    from jvla.experts import make_expert, rollout
+
+    tok = token_strings(space)
+    by_name = {t.name: t for t in tasks}
+    stats: dict[str, list[bool]] = defaultdict(list)
+    for ep in tqdm(episode_plan(tasks, cfg, seed), desc="expert episodes", unit="ep"):
+        task = by_name[ep["task"]]
+        traj = rollout(env, task, make_expert(task, space), seed=ep["seed"], max_steps=cfg.max_steps or None)
+        stats[task.name].append(traj.success)
+        if cfg.success_only and not traj.success:
+            continue
+        yield {
+            "id": f"{task.name}-{ep['seed']}", "task": task.name, "category": task.category, "set": ep["set"],
+            "split": ep["split"], "instruction": traj.instruction, "seed": ep["seed"], "success": traj.success,
+            "steps": traj.steps, "frames": [encode_frame(f, scale, quality) for f in traj.frames],
+            "actions": [tok.encode([a]) for a in traj.actions],
+        }  # fmt: skip
+    for name, ok in stats.items():
+        log.info("expert %s: %d/%d successful", name, sum(ok), len(ok))
+
+
+def episode_features():
+    from datasets import Features, List, Value
+
+    return Features({
+        "id": Value("string"), "task": Value("string"), "category": Value("string"), "set": Value("string"),
+        "split": Value("string"), "instruction": Value("string"), "seed": Value("int64"), "success": Value("bool"),
+        "steps": Value("int64"), "frames": List(Value("binary")), "actions": List(Value("string")),
+    })  # fmt: skip
+
+
+def save_episodes(rows, out_dir: str | Path):
+    """Write ``episodes`` rows (any iterable, streamed) to ``out_dir`` as one ``Dataset``."""
+    from jvla.data.store import save_one
+
+    return save_one(rows, out_dir, episode_features())
+
+
+def samples(episode: dict, history: int, chunk: int, stride: int, null_action: str) -> Iterator[dict]:
+    """Schema samples of one ``episodes`` row for history ``H`` and chunk ``c`` (module docstring)."""
+    from jvla import prompts
+
+    frames, acts = episode["frames"], episode["actions"]
+    T = len(acts)
+    for t in range(0, T - chunk + 1, stride):
+        past_f, past_a = [], []
+        for k in range(history, 0, -1):
+            d = t - k * chunk
+            if d < 0:
+                past_f.append(frames[0])
+                past_a.append(null_action)
+            else:
+                past_f.append(frames[d])
+                past_a.append("".join(acts[d : d + chunk]))
+        msgs = prompts.training_messages(episode["instruction"], past_a, "".join(acts[t : t + chunk]))
+        yield normalise({
+            "id": f"{episode['id']}-{t:04d}", "label": ["trajectory", episode["task"], f"h={history}", f"c={chunk}"],
+            "conversations": msgs, "image_bytes": [*past_f, frames[t]],
+            "source": {"task": episode["task"], "episode": episode["id"], "seed": episode["seed"], "t": t,
+                       "category": episode["category"], "set": episode["set"]},
+        })  # fmt: skip
+
+
+def chunks_of(params) -> list[int]:
+    """The chunk lengths to build: ``data.trajectories.chunks``, else every ``apt_chunk`` and
+    ``ft_chunk`` of the variants (Table 4 needs 1 and 3)."""
+    if params.data.trajectories.chunks:
+        return sorted(set(params.data.trajectories.chunks))
+    cs = {v.apt_chunk for v in params.variants.values()} | {v.ft_chunk for v in params.variants.values()}
+    return sorted(cs or {1})
+
+
+def build(episodes_ds: Any, cfg: TrajectoryDataConfig, chunks: list[int], space: ActionSpace, out_dir: str | Path) -> dict[str, Any]:
+    """Write ``trajectory_c<c>`` and ``task_c<c>`` for each ``c`` in ``chunks`` into ``out_dir``."""
+    from jvla.data.store import save
+
+    null = token_strings(space).encode([space.null_env_action()])
+    meta = episodes_ds.select_columns(["set", "split"]).to_list()
+    out = {}
+    for set_name, (prefix, _) in SETS.items():
+        for c in chunks:
+
+            def gen(split: str, set_name=set_name, c=c) -> Iterator[dict]:
+                for i, m in enumerate(meta):
+                    if m["set"] == set_name and m["split"] == split:
+                        yield from samples(episodes_ds[i], cfg.history, c, cfg.stride, null)
+
+            out[f"{prefix}_c{c}"] = save({"train": gen("train"), "eval": gen("eval")}, Path(out_dir) / f"{prefix}_c{c}")
+    return out
+
+
+def summary(episodes_ds: Any) -> dict[str, Any]:
+    """Episode counts per set / split / task and step totals (for the card)."""
+    rows = episodes_ds.select_columns(["task", "set", "split", "steps", "success"]).to_list()
+    out: dict[str, Any] = {}
+    for r in rows:
+        s = out.setdefault(r["set"], {"episodes": {}, "steps": 0, "tasks": {}})
+        s["episodes"][r["split"]] = s["episodes"].get(r["split"], 0) + 1
+        s["steps"] += r["steps"]
+        s["tasks"][r["task"]] = s["tasks"].get(r["task"], 0) + 1
+    return json.loads(json.dumps(out, sort_keys=True))

@@ -1,0 +1,282 @@
+"""Stage II: captions, VQA and spatial grounding from annotated frames (:mod:`jvla.data.frames`).
+
+Datasets (``DatasetDict`` train / eval, split **by scene**: frames of one scene are correlated):
+
+* ``vision``: train = one multi-turn VQA sample per frame (``vqa_per_frame`` questions over the
+  image) plus a caption sample for ``caption_fraction`` of the frames; eval = single-question
+  samples in the categories of Table 6 (``scene``: time / weather / biome; ``object``: mobs and
+  blocks in view; ``info``: health, hotbar, held item; ``inventory``: with a GUI open).
+  # NOTE(paper Table 6): the ``ocr`` category is absent: Minetest's HUD and formspecs show no
+  # instructions to read (only slot counts and GUI titles).
+* ``grounding``: train = one multi-turn sample per frame with ``queries_per_frame`` "point to X"
+  questions; eval = one question per sample, category ``gui`` (a GUI is open, the label is a slot
+  item) or ``embodied`` (a block or mob in the 3D view) as in Table 7. Answers are point items
+  (percent of the frame; rendered as ``<|object_ref_start|>X<|object_ref_end|><|point_start|>
+  (x,y)<|point_end|>`` with coordinates in ``[0, 1000)``, :func:`jvla.data.schema.render_point`),
+  up to ``max_points`` instances, nearest first.
+
+Eval references (``source["ref"]``) follow :mod:`jvla.data.reference`. Names in text are the
+Minecraft names with spaces (``iron ore``); grounding labels keep the underscore form
+(``iron_ore``), as the paper's examples do (``Point the oak_leaves.``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jvla.data.geometry import box_to_thousandths, to_percent, to_thousandths
+from jvla.data.schema import normalise
+
+if TYPE_CHECKING:
+    from jvla.config import GroundingDataConfig, VisionDataConfig
+
+log = logging.getLogger(__name__)
+
+VQA_CATEGORIES = ("scene", "object", "info", "inventory")
+GROUNDING_CATEGORIES = ("gui", "embodied")
+NEGATIVE_BLOCKS = ("coal_ore", "iron_ore", "gold_ore", "diamond_ore", "furnace", "chest", "crafting_table",
+                   "bookshelf", "obsidian", "gold_block", "diamond_block")  # fmt: skip
+NEGATIVE_ITEMS = ("diamond", "iron_ingot", "bread", "stick", "coal", "apple", "torch", "string", "flint")
+GUI_NAMES = {"inventory": "the inventory", "furnace": "a furnace", "crafting_table": "a crafting table"}
+
+
+def spaced(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def _plural(name: str, n: int) -> str:
+    s = spaced(name)
+    return s if n == 1 else (s if s.endswith("s") else s + "s")
+
+
+def _list(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _counted(c: Counter) -> str:
+    return _list([f"{n} {_plural(k, n)}" for k, n in sorted(c.items())])
+
+
+def _qa(category: str, questions: tuple[str, ...], answer: str, match: str, **ref) -> dict:
+    return {"category": category, "questions": questions, "answer": answer, "match": match, **ref}
+
+
+def vqa_items(a: dict, rng: random.Random) -> list[dict]:
+    """Candidate VQA items of one annotated frame (each with its category and reference rule)."""
+    out = []
+    tod = a.get("time_of_day")
+    if tod is not None and not (0.2 < tod < 0.25 or 0.75 < tod < 0.8):  # skip dawn / dusk
+        day = 0.25 <= tod <= 0.75
+        out.append(_qa("scene", ("What time of day is it?", "Is it day or night?", "Is it daytime or night-time in this image?"),
+                       "It is day." if day else "It is night.", "keywords", keywords=["day" if day else "night"]))  # fmt: skip
+    if a.get("weather"):
+        rain = a["weather"] == "rain"
+        out.append(_qa("scene", ("Is it raining?", "Is there rain in this scene?", "Is the weather rainy?"),
+                       "Yes, it is raining." if rain else "No, the weather is clear.", "yesno", answers=["yes" if rain else "no"]))  # fmt: skip
+    if a.get("biome"):
+        b = spaced(a["biome"])
+        out.append(_qa("scene", ("Which biome is the player in?", "What biome is this?", "What biome do you think the player is currently in?"),
+                       f"The {b} biome.", "keywords", keywords=[b]))  # fmt: skip
+    if not a.get("gui"):
+        mobs = Counter(o["name"] for o in a["objects"] if o["kind"] == "mob")
+        hostile = Counter({k: v for k, v in mobs.items() if k in {o["name"] for o in a["objects"] if o.get("hostile")}})
+        if hostile:
+            ans = f"Yes, there {'is' if sum(hostile.values()) == 1 else 'are'} {_counted(hostile)}."
+        elif mobs:
+            ans = f"No, there {'is' if sum(mobs.values()) == 1 else 'are'} only {_counted(mobs)}."
+        else:
+            ans = "No, there are no mobs in view."
+        out.append(_qa("object", ("Are there any hostile mobs in the picture?", "Is there a hostile mob in view?",
+                                  "Can you see any monsters?"), ans, "yesno", answers=["yes" if hostile else "no"]))  # fmt: skip
+        for name, n in mobs.items():
+            out.append(_qa("object", (f"How many {_plural(name, 2)} can you see?", f"How many {_plural(name, 2)} are in the picture?",
+                                      f"Count the {_plural(name, 2)} in view."), f"{n}.", "number", answers=[str(n)]))  # fmt: skip
+        if mobs:
+            out.append(_qa("object", ("Which mobs are visible?", "What animals or monsters can you see?", "Name the mobs in view."),
+                           f"{_counted(mobs).capitalize()}.", "keywords", keywords=[spaced(k) for k in mobs]))  # fmt: skip
+        blocks = sorted({o["name"] for o in a["objects"] if o["kind"] == "block"})
+        for name in blocks[:3]:
+            out.append(_qa("object", (f"Is there {spaced(name)} in view?", f"Can you see any {spaced(name)}?", f"Is any {spaced(name)} visible?"),
+                           f"Yes, there is {spaced(name)} in view.", "yesno", answers=["yes"]))  # fmt: skip
+        seen_all = {o["name"] for o in a["objects"]}
+        neg = [b for b in NEGATIVE_BLOCKS if b not in seen_all and b not in a.get("near", ())]
+        if neg:
+            name = rng.choice(neg)
+            out.append(_qa("object", (f"Is there {spaced(name)} in view?", f"Can you see any {spaced(name)}?", f"Is any {spaced(name)} visible?"),
+                           f"No, there is no {spaced(name)} in view.", "yesno", answers=["no"]))  # fmt: skip
+        if a.get("pointed"):
+            p = spaced(a["pointed"])
+            out.append(_qa("object", ("What block is the player looking at?", "Which block is under the crosshair?",
+                                      "What is the player aiming at?"), f"The player is looking at {p}.", "keywords", keywords=[p]))  # fmt: skip
+    if a.get("hp") is not None:
+        hp, full = a["hp"], a["hp"] >= a.get("hp_max", 20)
+        out.append(_qa("info", ("Is the player's health full?", "Does the player have full health?", "Is the health bar full?"),
+                       "Yes." if full else f"No, the player has {hp:g} of {a.get('hp_max', 20):g} health points.", "yesno",
+                       answers=["yes" if full else "no"]))  # fmt: skip
+    if not a.get("gui") and a.get("hotbar"):
+        held = spaced(a.get("wielded") or "")
+        out.append(_qa("info", ("What is the player holding?", "Which item is in the player's hand?", "What item is selected in the hotbar?"),
+                       f"The player is holding {held}." if held else "Nothing, the hand is empty.", "keywords",
+                       keywords=[held] if held else ["nothing"]))  # fmt: skip
+        out.append(_qa("info", ("Which hotbar slot is selected?", "What is the number of the selected hotbar slot?",
+                                "Which slot of the hotbar is highlighted?"), f"Slot {a['selected'] + 1}.", "number",
+                       answers=[str(a["selected"] + 1)]))  # fmt: skip
+    if a.get("gui"):
+        gname = GUI_NAMES.get(a["gui"], a["gui"])
+        out.append(_qa("inventory", ("Which screen is open?", "What GUI is the player looking at?", "Which interface is open?"),
+                       f"{gname.capitalize()}.", "keywords", keywords=[spaced(a["gui"])]))  # fmt: skip
+        inv = a.get("inventory") or {}
+        for name in sorted(inv)[:4]:
+            out.append(_qa("inventory", (f"Is there any {spaced(name)} in the inventory?", f"Does the inventory contain {spaced(name)}?",
+                                         f"Do you have {spaced(name)}?"), f"Yes, there are {inv[name]} {spaced(name)} in the inventory.",
+                           "yesno", answers=["yes"]))  # fmt: skip
+            out.append(_qa("inventory", (f"How many {spaced(name)} are in the inventory?", f"How much {spaced(name)} does the player have?",
+                                         f"Count the {spaced(name)} in the inventory."), f"{inv[name]}.", "number", answers=[str(inv[name])]))  # fmt: skip
+        neg = [x for x in NEGATIVE_ITEMS if x not in inv]
+        if neg:
+            name = rng.choice(neg)
+            out.append(_qa("inventory", (f"Is there any {spaced(name)} in the inventory?", f"Does the inventory contain {spaced(name)}?",
+                                         f"Do you have {spaced(name)}?"), f"No, there is no {spaced(name)} in the inventory.",
+                           "yesno", answers=["no"]))  # fmt: skip
+    return out
+
+
+def caption(a: dict) -> str:
+    """A templated description of the frame."""
+    parts = []
+    tod = a.get("time_of_day")
+    when = "" if tod is None else (" during the day" if 0.25 <= tod <= 0.75 else " at night")
+    parts.append(f"A first-person view of the player{when}" + (" in the rain." if a.get("weather") == "rain" else "."))
+    if a.get("gui"):
+        parts.append(f"{GUI_NAMES.get(a['gui'], a['gui']).capitalize()} is open.")
+        inv = a.get("inventory") or {}
+        if inv:
+            parts.append(f"The inventory holds {_list([f'{n} {spaced(k)}' for k, n in sorted(inv.items())][:6])}.")
+    else:
+        mobs = Counter(o["name"] for o in a["objects"] if o["kind"] == "mob")
+        blocks = sorted({o["name"] for o in a["objects"] if o["kind"] == "block"})
+        if mobs:
+            parts.append(f"In view: {_counted(mobs)}.")
+        if blocks:
+            parts.append(f"Nearby blocks: {_list([spaced(b) for b in blocks[:5]])}.")
+        if a.get("pointed"):
+            parts.append(f"The crosshair is on {spaced(a['pointed'])}.")
+        if a.get("wielded"):
+            parts.append(f"The player holds {spaced(a['wielded'])}.")
+    if a.get("hp") is not None:
+        parts.append(f"Health: {a['hp']:g} of {a.get('hp_max', 20):g}.")
+    return " ".join(parts)
+
+
+CAPTION_QUESTIONS = ("Describe the image.", "What do you see in this screenshot?", "Give a short caption of this game scene.",
+                     "Describe what the player sees.")  # fmt: skip
+POINT_QUESTIONS = ("Point to the {}.", "Point the {}.", "Where is the {}? Answer with a point.", "Locate the {} in the image.")
+
+
+def grounding_targets(a: dict, cfg: GroundingDataConfig, scale: float = 1.0) -> list[dict]:
+    """Labels to point at in one frame: instances grouped by name, nearest first, boxes at least
+    ``min_box_px`` wide and tall and at least ``min_visible`` unoccluded."""
+    w, h = a["width"], a["height"]
+    cands = a["gui_items"] if a.get("gui") else a["objects"]
+    by_name: dict[str, list[dict]] = {}
+    for o in cands:
+        b = o["box"]
+        if min(b[2] - b[0], b[3] - b[1]) < cfg.min_box_px or o.get("visible", 1.0) < cfg.min_visible:
+            continue
+        by_name.setdefault(o["name"], []).append(o)
+    out = []
+    for name, objs in sorted(by_name.items()):
+        objs = sorted(objs, key=lambda o: o.get("depth", 0))
+        out.append({"label": name, "category": "gui" if a.get("gui") else "embodied",
+                    "points_pct": [to_percent(o["point"], w, h) for o in objs[: cfg.max_points]],
+                    "points": [list(to_thousandths(o["point"], w, h)) for o in objs],
+                    "boxes": [box_to_thousandths(o["box"], w, h) for o in objs]})  # fmt: skip
+    return out
+
+
+def _user(text: str, image: bool = False) -> dict:
+    content = ([{"type": "image"}] if image else []) + [{"type": "text", "text": text}]
+    return {"role": "user", "content": content}
+
+
+def _assistant_text(text: str) -> dict:
+    return {"role": "assistant", "content": [{"type": "text", "text": text}]}
+
+
+def samples_for_frame(image: bytes, a: dict, split: str, vcfg: VisionDataConfig, gcfg: GroundingDataConfig,
+                      rng: random.Random, backend: str) -> tuple[list[dict], list[dict]]:  # fmt: skip
+    """(vision samples, grounding samples) of one frame for ``split`` (``train`` or ``eval``)."""
+    src = {"scene": a["scene"], "step": a["step"], "backend": backend}
+    fid = f"{a['scene']}-{a['step']:05d}"
+    vision, grounding = [], []
+    items = vqa_items(a, rng)
+    rng.shuffle(items)
+    if split == "train":
+        if items and vcfg.vqa_per_frame:
+            conv, first = [], True
+            for it in items[: vcfg.vqa_per_frame]:
+                conv += [_user(rng.choice(it["questions"]), image=first), _assistant_text(it["answer"])]
+                first = False
+            vision.append({"id": f"vqa-{fid}", "label": ["vqa", backend, "generated"], "conversations": conv,
+                           "image_bytes": [image], "source": {**src, "categories": sorted({i["category"] for i in items[: vcfg.vqa_per_frame]})}})  # fmt: skip
+        if rng.random() < vcfg.caption_fraction:
+            vision.append({"id": f"cap-{fid}", "label": ["caption", backend, "generated"], "image_bytes": [image], "source": src,
+                           "conversations": [_user(rng.choice(CAPTION_QUESTIONS), image=True), _assistant_text(caption(a))]})  # fmt: skip
+    else:
+        for k, it in enumerate(items):
+            q = rng.choice(it["questions"])
+            ref = {"kind": "text", "category": it["category"], "question": q, "answer": it["answer"], "match": it["match"],
+                   "answers": it.get("answers") or [it["answer"]], "keywords": it.get("keywords") or []}  # fmt: skip
+            vision.append({"id": f"vqa-{fid}-{k}", "label": ["vqa", backend, it["category"]], "image_bytes": [image],
+                           "conversations": [_user(q, image=True), _assistant_text(it["answer"])], "source": {**src, "ref": ref}})  # fmt: skip
+    targets = grounding_targets(a, gcfg)
+    rng.shuffle(targets)
+    if split == "train" and targets:
+        conv, first = [], True
+        for t in targets[: gcfg.queries_per_frame]:
+            conv += [_user(rng.choice(POINT_QUESTIONS).format(t["label"]), image=first),
+                     {"role": "assistant", "content": [{"type": "point", "point": t["points_pct"], "label": t["label"]}]}]  # fmt: skip
+            first = False
+        cat = "gui" if a.get("gui") else "embodied"
+        grounding.append({"id": f"pt-{fid}", "label": ["grounding", backend, cat, "point"], "conversations": conv,
+                          "image_bytes": [image], "source": src})  # fmt: skip
+    elif split == "eval":
+        for k, t in enumerate(targets[: gcfg.queries_per_frame]):
+            q = rng.choice(POINT_QUESTIONS).format(t["label"])
+            ref = {"kind": "point", "category": t["category"], "question": q, "label": t["label"], "boxes": t["boxes"],
+                   "points": t["points"], "radius": gcfg.radius}  # fmt: skip
+            grounding.append({"id": f"pt-{fid}-{k}", "label": ["grounding", backend, t["category"], "point"], "image_bytes": [image],
+                              "conversations": [_user(q, image=True), {"role": "assistant", "content": [
+                                  {"type": "point", "point": t["points_pct"], "label": t["label"]}]}],
+                              "source": {**src, "ref": ref}})  # fmt: skip
+    return [normalise(s) for s in vision], [normalise(s) for s in grounding]
+
+
+def eval_scenes(scenes: list[str], fraction: float, seed: int) -> set[str]:
+    """The held-out scenes: ``round(fraction * n)`` of them (at least one when fraction > 0)."""
+    uniq = sorted(set(scenes))
+    n = max(1 if fraction > 0 and len(uniq) > 1 else 0, round(fraction * len(uniq)))
+    return set(random.Random(seed).sample(uniq, n))
+
+
+def build(frames_ds: Any, vcfg: VisionDataConfig, gcfg: GroundingDataConfig, eval_fraction: float,
+          out_dir: str | Path, seed: int) -> dict[str, Any]:  # fmt: skip
+    """Generate ``vision`` and ``grounding`` into ``out_dir`` from the ``frames`` dataset."""
+    import json
+
+    from jvla.data.store import save
+
+    anns = [json.loads(x) for x in frames_ds["annotation"]]
+    held = eval_scenes([a["scene"] for a in anns], eval_fraction, seed)
+    rng = random.Random(seed)
+    out: dict[str, dict[str, list]] = {"vision": {"train": [], "eval": []}, "grounding": {"train": [], "eval": []}}
+    for i, a in enumerate(anns):
+        split = "eval" if a["scene"] in held else "train"
+        v, g = samples_for_frame(frames_ds[i]["image"], a, split, vcfg, gcfg, rng, a.get("backend", "minetest"))
+        out["vision"][split] += v
+        out["grounding"][split] += g
+    return {name: save(splits, Path(out_dir) / name) for name, splits in out.items()}
