@@ -214,10 +214,12 @@ def capture(env, cfg, space, seed: int, tasks: list[Task] | None = None,
         name = f"scene-{i:04d}"
         task = tasks[i % len(tasks)] if fake else scene_task(i, rng, cfg.gui_fraction)
         env.reset(task, seed=seed * 100003 + i)
-        if not fake:  # start with the arena ahead, looking slightly down at the placed blocks
-            a = space.null_env_action()
+        a = space.null_env_action()
+        if fake:  # start near the target (FakeEnv turns by any yaw in one step)
+            a["camera"] = np.array([0.0, env.offset + rng.uniform(-15, 15)])
+        else:  # start with the arena ahead, looking slightly down at the placed blocks
             a["camera"] = np.array([rng.uniform(5, 15), rng.uniform(-10, 10)])
-            env.step(a)
+        env.step(a)
         pitch = 0.0
         steps = 0
         for f in range(cfg.frames_per_scene):

@@ -15,7 +15,7 @@ Every eval sample of ``knowledge``, ``vision`` and ``grounding`` holds its refer
 Match rules of text answers, applied to :func:`normalise_text` of both sides:
 
 * ``yesno``: the first yes/no word of the prediction equals the reference's (``answers[0]``).
-* ``number``: the first integer of the prediction equals ``answers[0]``.
+* ``number``: the first integer of the prediction equals the first of ``answers[0]``.
 * ``exact``: the prediction equals one of ``answers``, or starts with one followed by a word
   boundary.
 * ``keywords``: every keyword occurs in the prediction (word-boundary substring).
@@ -73,7 +73,8 @@ def score_text(ref: Mapping[str, Any], prediction: str) -> bool:
         return m is not None and m.group(2) == answers[0]
     if match == "number":
         m = re.search(r"(^| )(\d+)( |$)", pred)
-        return m is not None and m.group(2) == answers[0]
+        want = re.search(r"\d+", answers[0])
+        return m is not None and want is not None and m.group(2) == want.group(0)
     if match == "keywords":
         keys = [normalise_text(k) for k in ref.get("keywords") or []]
         return bool(keys) and all(_contains(pred, k) for k in keys)

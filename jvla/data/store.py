@@ -26,7 +26,7 @@ _counter = itertools.count()
 
 def to_dataset(rows: Iterable[Mapping[str, Any]], features: Any = None, tmp_dir: str | Path | None = None):
     """Rows (a list, or any iterable: streamed to an Arrow file in ``tmp_dir``, never all held in
-    memory) -> a ``Dataset`` with ``features`` (default: the sample schema)."""
+    memory) -> a ``Dataset`` with ``features`` (default: the sample schema); None if no rows."""
     from datasets import Dataset
     from datasets.arrow_writer import ArrowWriter
 
@@ -34,14 +34,19 @@ def to_dataset(rows: Iterable[Mapping[str, Any]], features: Any = None, tmp_dir:
 
     features = features or schema_features()
     if isinstance(rows, list) or tmp_dir is None:
-        return Dataset.from_list(list(rows), features=features)
+        rows = list(rows)
+        return Dataset.from_list(rows, features=features) if rows else None
     path = Path(tmp_dir) / f"part-{next(_counter)}.arrow"
     # NOTE: not Dataset.from_generator: it fingerprints (pickles) the generator, which fails for
     # generator objects and would cache stale data across calls.
+    n = 0
     with ArrowWriter(features=features, path=str(path), writer_batch_size=64) as w:
         for row in rows:
             w.write(dict(row))
+            n += 1
         w.finalize()
+    if n == 0:  # datasets can build (and load back) no empty Dataset: the caller drops it
+        return None
     return Dataset.from_file(str(path))
 
 
@@ -54,7 +59,7 @@ def save(splits: Mapping[str, Iterable[Mapping[str, Any]]], out_dir: str | Path,
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="jvla-ds-") as tmp:
         parts = {name: to_dataset(rows, features, tmp) for name, rows in splits.items()}
-        for name in [n for n, ds in parts.items() if len(ds) == 0]:
+        for name in [n for n, ds in parts.items() if ds is None]:
             log.warning("%s: split %r is empty; not written", out_dir.name, name)
             del parts[name]
         dd = DatasetDict(parts)
@@ -72,6 +77,8 @@ def save_one(rows: Iterable[Mapping[str, Any]], out_dir: str | Path, features: A
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="jvla-ds-") as tmp:
         ds = to_dataset(rows, features, tmp)
+        if ds is None:
+            raise ValueError(f"{out_dir.name}: no rows to save")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
