@@ -38,6 +38,7 @@ from transformers.trainer_callback import PrinterCallback  # noqa: E402
 
 from jvla import config, models  # noqa: E402
 from jvla import training as T  # noqa: E402
+from jvla.data.store import to_dataset  # noqa: E402
 
 
 class Timer(TrainerCallback):
@@ -99,7 +100,7 @@ def run(label, model_dir, params, cfg, train, *, project, threads, steps, warmup
     timer = Timer(warmup)
     with tempfile.TemporaryDirectory() as tmp:
         if project:
-            ds = T.combine(T.to_dataset(train), processor, cfg.max_length, with_lengths=cfg.sampling == "group_by_length")
+            ds = T.combine(to_dataset(train), processor, cfg.max_length, with_lengths=cfg.sampling == "group_by_length")
             collate = T.ChatCollator(processor, cfg.max_length, prescale=prescale)
             args = T.sft_config(cfg, T.Path(tmp), params.seed, False, save_strategy="no", logging_steps=10**6,
                                 max_steps=steps + warmup)  # fmt: skip

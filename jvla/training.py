@@ -49,7 +49,7 @@ import torch
 
 from jvla import config as jconfig
 from jvla import models
-from jvla.action_tokenizer import action_token_strings
+from jvla.action_tokenizer import BEGIN_N, TOKEN_FORMAT, action_token_strings
 from jvla.actions import ActionSpace
 from jvla.config import Params, TrainConfig
 from jvla.data.schema import to_messages
@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 # co-training run that includes VL data is taken to unfreeze the ViT as Stage II does).
 TRAINABLE = {"stage1": "language", "stage2": "all", "stage3": "language", "finetune": "language", "one_stage": "all"}
 SCHEMA_COLUMNS = ("id", "label", "conversations", "image_bytes")
+BEGIN_TOKEN = TOKEN_FORMAT.format(BEGIN_N)  # an assistant turn holding it is an action turn
 LORA_LM_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
 
 
@@ -154,23 +155,6 @@ def combine(datasets: Sequence[Any] | Any, processor: Any, max_length: int, with
     return ds.add_column("length", [min(n, max_length) for n in lengths])
 
 
-def augment_image(image: Any, rng: random.Random, translate: bool) -> Any:
-    """The official photometric jitter and translation (code ``data_collator.DataAugment``).
-
-    # NOTE(code data_collator): "hue" +-0.05 is ImageEnhance.Color (a saturation tweak), then
-    # saturation, brightness, contrast x U(0.8, 1.2), and a translation of randint(-10, 10) px.
-    # Translation is skipped for samples with point answers (we do not move the points).
-    """
-    from PIL import ImageChops, ImageEnhance
-
-    image = ImageEnhance.Color(image).enhance(1 + rng.uniform(-0.05, 0.05))
-    for enh in (ImageEnhance.Color, ImageEnhance.Brightness, ImageEnhance.Contrast):
-        image = enh(image).enhance(rng.uniform(0.8, 1.2))
-    if translate:
-        image = ImageChops.offset(image, rng.randint(-10, 10), rng.randint(-10, 10))
-    return image
-
-
 def assistant_mask(input_ids: torch.Tensor, header: Sequence[int], end_id: int) -> torch.Tensor:
     """(B, T) bool: True for tokens of assistant turns, header excluded, end-of-turn included.
 
@@ -222,40 +206,69 @@ class ChatCollator:
     prescale: bool = True
 
     def __post_init__(self):
-        self._rng = random.Random(self.seed)
+        import numpy as np
+
+        self._rng = np.random.default_rng(self.seed)
         self._target = qwen_target_size(self.processor) if self.prescale else None
         tok = self.processor.tokenizer
         layout = models.template_layout(self.processor.chat_template)
         self._header = tok(models.ASSISTANT_HEADER[layout], add_special_tokens=False)["input_ids"]
         self._end_id = tok.convert_tokens_to_ids(models.END_OF_TURN[layout])
 
-    def _images(self, sample: Mapping[str, Any]) -> list[Any]:
+    def _load(self, data: bytes) -> Any:
+        """Decode one frame; with ``prescale`` (and no augmentation) at the processor's size."""
         from PIL import Image
 
-        out = []
-        has_points = any(it["type"] == "point" for t in sample["conversations"] for it in t["content"])
-        for b in sample["image_bytes"] or []:
-            im = Image.open(io.BytesIO(b))
-            if self._target is not None:
-                size = self._target(*im.size)
-                im.draft("RGB", size)
-                im = im.convert("RGB")
-                if im.size != size:
-                    im = im.resize(size, Image.Resampling.BICUBIC)
+        im = Image.open(io.BytesIO(data))
+        if self._target is None or self.augment:
+            return im.convert("RGB")
+        size = self._target(*im.size)
+        im.draft("RGB", size)
+        im = im.convert("RGB")
+        return im if im.size == size else im.resize(size, Image.Resampling.BICUBIC)
+
+    def _sample(self, sample: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[Any]]:
+        """The sample's chat messages and its (augmented) images, in order.
+
+        # NOTE(paper §3.2, code data_collator): augmentation per image with jvla.data.augment:
+        # "action" (colour jitter + translation) for trajectory samples, "vl" (also rotation,
+        # scale, shear, flip; points moved with the image) for single-image VL samples. Samples
+        # with points on several images get colour jitter only.
+        """
+        from jvla.data.augment import augment, augment_sample_points, colour_jitter
+
+        images = [self._load(b) for b in sample["image_bytes"] or []]
+        convs = sample["conversations"]
+        if self.augment and images:
+            points = [it for t in convs for it in t["content"] if it["type"] == "point"]
+            is_action = any(BEGIN_TOKEN in (it["text"] or "") for t in convs if t["role"] == "assistant"
+                            for it in t["content"] if it["type"] == "text")  # fmt: skip
+            if points and len(images) > 1:
+                images = [colour_jitter(im, self._rng) for im in images]
+            elif points:
+                w, h = images[0].size
+                moved = []
+                for it in points:
+                    images[0], kept = augment_sample_points(it["point"], w, h, images[0], self._rng)
+                    moved.append(kept or it["point"])
+                it_moved = iter(moved)
+                convs = [{"role": t["role"], "content": [dict(it, point=next(it_moved)) if it["type"] == "point"
+                                                         else it for it in t["content"]]} for t in convs]  # fmt: skip
             else:
-                im = im.convert("RGB")
-            if self.augment:
-                im = augment_image(im, self._rng, translate=not has_points)
-            out.append(im)
-        return out
+                images = [augment(im, rng=self._rng, kind="action" if is_action else "vl")[0] for im in images]
+            if self._target is not None:
+                from PIL import Image
+
+                images = [im.resize(self._target(*im.size), Image.Resampling.BICUBIC) for im in images]
+        return to_messages({"conversations": convs}), images
 
     def __call__(self, samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         tok = self.processor.tokenizer
         texts, images = [], []
         for s in samples:
-            texts.append(tok.apply_chat_template(to_messages(s), tokenize=False,
-                                                 chat_template=self.processor.chat_template))  # fmt: skip
-            images += self._images(s)
+            msgs, ims = self._sample(s)
+            texts.append(tok.apply_chat_template(msgs, tokenize=False, chat_template=self.processor.chat_template))
+            images += ims
         out = self.processor(text=texts, images=images or None, padding=True, padding_side="right",
                              add_special_tokens=False, return_tensors="pt")  # fmt: skip
         labels = out["input_ids"].masked_fill(~assistant_mask(out["input_ids"], self._header, self._end_id), -100)
@@ -297,8 +310,8 @@ def sft_config(cfg: TrainConfig, out_dir: Path, seed: int, has_eval: bool, **ove
         adam_beta2=cfg.adam_beta2, adam_epsilon=cfg.adam_epsilon, weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm, per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
-        bf16=cfg.bf16, gradient_checkpointing=cfg.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        bf16=cfg.bf16, activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         logging_steps=cfg.logging_steps, eval_strategy="steps" if has_eval else "no", eval_steps=cfg.eval_steps,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=1, seed=seed, data_seed=seed,
         report_to="none", use_cpu=on_cpu, dataloader_num_workers=cfg.dataloader_workers,
@@ -309,6 +322,26 @@ def sft_config(cfg: TrainConfig, out_dir: Path, seed: int, has_eval: bool, **ove
     )  # fmt: skip
     kwargs.update(overrides)
     return SFTConfig(**kwargs)
+
+
+def stage_trainer_class():
+    """TRL's ``SFTTrainer`` with weight loading on resume left to :func:`run_stage`.
+
+    ``save_pretrained`` writes Qwen2-VL checkpoints with transformers' serialized key names
+    (``visual.*``, ``model.layers.*``) while the Trainer's own resume loader matches in-memory
+    names (``model.visual.*``, ``model.language_model.*``): it finds no key, warns, and training
+    would silently continue from the parent's weights. :func:`run_stage` therefore loads a resumed
+    run's weights with ``from_pretrained`` (or PEFT's loader) before building the trainer.
+    Sharded FSDP / DeepSpeed checkpoints keep the Trainer's loader.
+    """
+    from trl import SFTTrainer
+
+    class StageTrainer(SFTTrainer):
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            if self.is_fsdp_enabled or self.is_deepspeed_enabled:
+                super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    return StageTrainer
 
 
 @dataclass
@@ -415,7 +448,6 @@ def run_stage(
     """
     from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTTrainer
 
     t0 = time.perf_counter()
     if stage not in TRAINABLE:
@@ -429,10 +461,19 @@ def run_stage(
         torch.set_num_threads(cfg.cpu_threads)
     space = ActionSpace.from_config(params.action)
 
+    ckpt_dir = out_dir / "checkpoints"
+    last = get_last_checkpoint(str(ckpt_dir)) if resume and ckpt_dir.is_dir() else None
     model, processor = models.load(parent, params)
-    model.config.use_cache = False
     counts = apply_freezing(model, stage)
     peft_config = lora_config(model, processor, cfg, stage, space) if cfg.peft == "lora" else None
+    if last and peft_config is not None:
+        from peft import PeftModel
+
+        model, peft_config = PeftModel.from_pretrained(model, last, is_trainable=True), None
+    elif last:
+        model = models.load(last, params)[0]  # see StageTrainer: the Trainer's own loader fails here
+        apply_freezing(model, stage)
+    model.config.use_cache = False
 
     train_ds = combine(train_data, processor, cfg.max_length, with_lengths=cfg.sampling == "group_by_length")
     single_eval = eval_data is not None and not isinstance(eval_data, Mapping)
@@ -440,10 +481,8 @@ def run_stage(
                for k, v in ({"": eval_data} if single_eval else eval_data or {}).items()}  # fmt: skip
     collator = ChatCollator(processor, cfg.max_length, augment=cfg.augment, seed=params.seed)
 
-    ckpt_dir = out_dir / "checkpoints"
-    last = get_last_checkpoint(str(ckpt_dir)) if resume and ckpt_dir.is_dir() else None
     args = sft_config(cfg, out_dir, params.seed, bool(eval_ds))
-    trainer = SFTTrainer(
+    trainer = stage_trainer_class()(
         model=model, args=args, data_collator=collator, train_dataset=train_ds,
         eval_dataset=eval_ds[""] if single_eval else eval_ds or None, processing_class=processor, peft_config=peft_config,
         callbacks=[*_callbacks(out_dir, resume=last is not None), *callbacks],
@@ -521,9 +560,9 @@ def synthetic_samples(kind: str, n: int, params: Params, *, seed: int = 0, chunk
     ``vision``: a captioned frame. ``grounding``: a point answer on a frame with a square.
     """
     from jvla.action_tokenizer import ActionTokenizer
-    from jvla.data.schema import encode_image, normalise
-
     from PIL import Image, ImageDraw
+
+    from jvla.data.schema import encode_image, normalise
 
     rng = random.Random(seed)
     w, h = size or (params.env.width, params.env.height)
@@ -574,15 +613,6 @@ def synthetic_samples(kind: str, n: int, params: Params, *, seed: int = 0, chunk
             raise ValueError(f"kind: expected trajectory, knowledge, vision or grounding, found {kind!r}")
         out.append(normalise(s))
     return out
-
-
-def to_dataset(samples: Sequence[Mapping[str, Any]]):
-    """Schema samples -> ``datasets.Dataset`` with :func:`jvla.data.schema.features`."""
-    from datasets import Dataset
-
-    from jvla.data.schema import features
-
-    return Dataset.from_list(list(samples), features=features())
 
 
 # ------------------------------------------------------------------------------ named runs / CLI
