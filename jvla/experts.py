@@ -215,29 +215,63 @@ class KillExpert(_WorldExpert):
 # ---------------------------------------------------------------------------------- GUI tasks
 @dataclass
 class _Click:
-    """Click ``button`` (attack = left, use = right) on slot ``(list, index)``."""
+    """Click ``button`` (attack = left, use = right) on slot ``(list, index)``.
+
+    ``expect`` = ``(item, min_count)``: after the click, wait until the server's view of that
+    slot holds it (a drop); None for picks, which only the client sees.
+    """
 
     list: str
     index: int
     button: str = "attack"
     inventory: str | None = None
+    expect: tuple[str, int] | None = None
+
+
+def _slot_content(s: dict, c: _Click) -> tuple[str, int]:
+    if c.inventory == "context":
+        lst = (s.get("furnace") or {}).get(c.list) or []
+    else:
+        lst = s["inventory"].get(c.list) or []
+    return tuple(lst[c.index]) if c.index < len(lst) else ("", 0)
 
 
 class _GuiExpert(_Base):
-    """Runs a queue of slot clicks: move the cursor there, press one step, release one step."""
+    """Runs a queue of slot clicks: move the cursor there, press one step, release one step,
+    then (for drops) wait for the server to confirm the move.
+
+    Minetest's client predicts inventory moves and the server may briefly revert them (e.g. right
+    after a furnace appears); a drop not confirmed within ``CONFIRM_STEPS`` makes the expert close
+    the screen (items in hand return to the inventory), reopen it and plan again.
+    """
+
+    CONFIRM_STEPS = 20
+    SETTLE_STEPS = 3  # steps to wait after a screen opens before the first click
 
     def __init__(self, task: Task, space: ActionSpace):
         super().__init__(task, space)
         self.queue: list[_Click] = []
         self._phase = "move"
         self._planned = False
-        self._sens = 0.05
+        self._wait = 0
+        self._open_for = 0
+        self._recovering = False
 
     def _gui_ready(self, env, s, a, kind: str) -> bool:
         """Make sure the task's screen is open; press keys / right-click to open it if not."""
         self._sens = env.cfg.mouse_sensitivity
+        if self._recovering:
+            if s.get("gui_open"):
+                a["inventory"] = int(self.t % 2 == 0)  # close: what is in hand goes back
+                return False
+            self._recovering = False
         if s.get("gui_open") and (s.get("formspec") == kind or kind == "inventory"):
-            return True
+            self._open_for += 1
+            return self._open_for > self.SETTLE_STEPS
+        self._open_for = 0
+        self._planned = False
+        self.queue.clear()
+        self._phase = "move"
         if s.get("gui_open"):  # a different screen: close it
             a["inventory"] = int(self.t % 2 == 0)
             return False
@@ -255,23 +289,40 @@ class _GuiExpert(_Base):
         dp, dy = camera_delta(s["yaw"], s["pitch"], yaw, pitch)
         if abs(dp) > 1 or abs(dy) > 1:
             self.turn(a, dp, dy)
-        elif self.t % 3 == 0:
+        elif self.t % 4 == 0:
             a["use"] = 1
         return False
+
+    def _recover(self) -> None:
+        log.debug("%s: a click was not confirmed; closing the screen and planning again", self.task.name)
+        self._recovering = True
+        self._planned = False
+        self.queue.clear()
+        self._phase = "move"
 
     def _run_queue(self, s, a) -> bool:
         """Advance the click queue by one step; True when it is empty."""
         if not self.queue:
             return True
         c = self.queue[0]
-        slot = _find_slot(s, c.list, c.index, c.inventory)
         if self._phase == "move":
-            if self.cursor_to(s, a, slot):
+            if self.cursor_to(s, a, _find_slot(s, c.list, c.index, c.inventory)):
                 a[c.button] = 1
                 self._phase = "release"
-        else:
-            self._phase = "move"
-            self.queue.pop(0)
+        elif self._phase == "release":
+            self._phase = "confirm" if c.expect else "move"
+            self._wait = 0
+            if not c.expect:
+                self.queue.pop(0)
+        else:  # confirm
+            item, n = _slot_content(s, c)
+            if item == c.expect[0] and n >= c.expect[1]:
+                self.queue.pop(0)
+                self._phase = "move"
+            else:
+                self._wait += 1
+                if self._wait > self.CONFIRM_STEPS:
+                    self._recover()
         return False
 
 
@@ -317,8 +368,6 @@ class CraftExpert(_GuiExpert):
 
     def _act(self, env, s, a):
         if not self._gui_ready(env, s, a, self.kind):
-            self._planned = False
-            self.queue.clear()
             return
         if not self._planned:
             self._plan(env, s)
@@ -333,14 +382,13 @@ class CraftExpert(_GuiExpert):
         recipe = self._pick_recipe(reg, main, width)
         if recipe is None:
             raise RuntimeError(f"no recipe for {self.output} fits a {width}x{width} grid with the inventory")
-        rw = recipe["width"] or width
+        rw = int(recipe["width"])
         cells: dict[int, str] = {}
         for k, ing in enumerate(recipe["recipe"]):
             if ing:
-                row, col = divmod(k, rw) if recipe["width"] else divmod(k, width)
+                row, col = divmod(k, rw or width)
                 cells[row * width + col] = ing
         self.queue = []
-        # Group cells by the stack that will fill them.
         used_slots: set[int] = set()
         counts = [n for _, n in main]
         for ing in sorted(set(cells.values())):
@@ -349,16 +397,16 @@ class CraftExpert(_GuiExpert):
                 src = next(i for i, (it, _) in enumerate(main) if _matches(it, ing, reg) and counts[i] > 0)
                 take = min(counts[src], len(targets))
                 self.queue.append(_Click("main", src))  # pick the whole stack up
-                for c in targets[:take]:
-                    self.queue.append(_Click("craft", c, "use"))  # drop one item per cell
+                for c in targets[:take]:  # drop one item per cell
+                    self.queue.append(_Click("craft", c, "use", expect=(main[src][0], 1)))
                 targets = targets[take:]
                 counts[src] -= take
-                if counts[src] > 0:
-                    self.queue.append(_Click("main", src))  # put the rest back
+                if counts[src] > 0:  # put the rest back
+                    self.queue.append(_Click("main", src, expect=(main[src][0], counts[src])))
                 used_slots.add(src)
         free = _free_main_slot(main, used_slots)
-        self.queue.append(_Click("craftpreview", 0))  # take the result (this is the craft)
-        self.queue.append(_Click("main", free))  # and put it into the inventory
+        self.queue.append(_Click("craftpreview", 0))  # take the result: this is the craft
+        self.queue.append(_Click("main", free, expect=(self.output, 1)))  # into the inventory
 
     def _pick_recipe(self, reg: dict, main: list, width: int) -> dict | None:
         have: dict[str, int] = {}
@@ -366,13 +414,12 @@ class CraftExpert(_GuiExpert):
             if it:
                 have[it] = have.get(it, 0) + n
         for r in reg["craft_recipes"]:
-            out = r["output"].split(" ")[0]
-            if out != self.output:
+            if r["output"].split(" ")[0] != self.output:
                 continue
             ings = [x for x in r["recipe"] if x]
-            rw = r["width"] or 0
+            rw = int(r["width"])
             rows = math.ceil(len(r["recipe"]) / rw) if rw else math.ceil(len(ings) / width)
-            if (rw or 0) > width or rows > width or (not rw and len(ings) > width * width):
+            if rw > width or rows > width:
                 continue
             need: dict[str, int] = {}
             for x in ings:
@@ -386,32 +433,34 @@ class SmeltExpert(_GuiExpert):
     """Smelt ``reward.objects[0]`` in the open furnace screen and take one output."""
 
     FUEL_HINTS = ("coal", "wood", "tree", "stick")
+    IDLE_STEPS = 60  # loaded but not burning for this long: reload (a reverted move)
 
     def __init__(self, task: Task, space: ActionSpace):
         super().__init__(task, space)
         self.output = items.item_to_mt(task.reward.objects[0])
-        self._stage = "load"
+        self._idle = 0
 
     def _act(self, env, s, a):
         if not self._gui_ready(env, s, a, "furnace"):
-            self.queue.clear()
-            self._planned = False
             return
-        fur = s.get("furnace") or {}
         if not self._planned:
             self._plan(env, s)
             self._planned = True
         if not self._run_queue(s, a):
             return
+        fur = s.get("furnace") or {}
         dst = fur.get("dst") or []
-        if self._stage == "load":
-            self._stage = "wait"
-        if self._stage == "wait" and any(it == self.output and n > 0 for it, n in dst):
+        if any(it == self.output and n > 0 for it, n in dst):
             main = s["inventory"]["main"]
-            self.queue = [_Click("dst", 0, inventory="context"), _Click("main", _free_main_slot(main, set()))]
-            self._stage = "take"
-        elif self._stage == "take":
-            self._stage = "wait"  # more rewards wanted: take again when ready
+            self.queue = [_Click("dst", 0, inventory="context"),
+                          _Click("main", _free_main_slot(main, set()), expect=(self.output, 1))]  # fmt: skip
+            self._idle = 0
+            return
+        loaded = any(it for it, _ in fur.get("src") or []) and (fur.get("active") or any(it for it, _ in fur.get("fuel") or []))
+        self._idle = 0 if loaded else self._idle + 1
+        if self._idle > self.IDLE_STEPS:
+            self._idle = 0
+            self._planned = False  # plan again: load what is missing
 
     def _plan(self, env, s) -> None:
         reg = _registry(env)
@@ -424,13 +473,13 @@ class SmeltExpert(_GuiExpert):
             src = next((i for i, (it, _) in enumerate(main) if any(_matches(it, w, reg) for w in inputs)), None)
             if src is None:
                 raise RuntimeError(f"nothing in the inventory smelts into {self.output}")
-            self.queue += [_Click("main", src), _Click("src", 0, inventory="context")]
-        if not any(it for it, _ in fur.get("fuel") or []):
+            self.queue += [_Click("main", src), _Click("src", 0, inventory="context", expect=(main[src][0], 1))]
+        if not any(it for it, _ in fur.get("fuel") or []) and not fur.get("active"):
             cands = [i for i, (it, _) in enumerate(main) if it in fuels and not any(_matches(it, w, reg) for w in inputs)]
             cands.sort(key=lambda i: not any(h in main[i][0] for h in self.FUEL_HINTS))
             if not cands:
                 raise RuntimeError("no fuel in the inventory")
-            self.queue += [_Click("main", cands[0]), _Click("fuel", 0, inventory="context")]
+            self.queue += [_Click("main", cands[0]), _Click("fuel", 0, inventory="context", expect=(main[cands[0]][0], 1))]
 
 
 EXPERTS = {"mine": MineExpert, "kill": KillExpert, "craft": CraftExpert, "smelt": SmeltExpert}
