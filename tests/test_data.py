@@ -33,13 +33,21 @@ def _jpeg(colour=(10, 200, 30), size=(32, 18)) -> bytes:
 
 # ------------------------------------------------------------------------------------ schema
 def test_schema_source_column_roundtrip():
-    s = normalise({"id": "a", "conversations": [{"role": "user", "content": [{"type": "text", "text": "q"}]},
-                                                {"role": "assistant", "content": [{"type": "text", "text": "a"}]}],
-                   "source": {"ref": {"kind": "text"}, "b": 1}})  # fmt: skip
+    s = normalise(
+        {
+            "id": "a",
+            "conversations": [
+                {"role": "user", "content": [{"type": "text", "text": "q"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "a"}]},
+            ],
+            "source": {"ref": {"kind": "text"}, "b": 1},
+        }
+    )
     assert isinstance(s["source"], str) and source_of(s) == {"ref": {"kind": "text"}, "b": 1}
     assert "source" in features()
     assert render_point([[41.25, 55.0], [99.99, 0]], "oak_log") == (
-        "<|object_ref_start|>oak_log<|object_ref_end|><|point_start|>(412,550),(999,0)<|point_end|>")
+        "<|object_ref_start|>oak_log<|object_ref_end|><|point_start|>(412,550),(999,0)<|point_end|>"
+    )
 
 
 # ---------------------------------------------------------------------------------- geometry
@@ -122,7 +130,9 @@ def test_augment_action_kind_only_translates_points():
     from jvla.data.augment import augment
 
     for seed in range(5):
-        _, pts = augment(np.zeros((90, 160, 3), np.uint8), [[80.0, 45.0]], np.random.default_rng(seed), "action")
+        _, pts = augment(
+            np.zeros((90, 160, 3), np.uint8), [[80.0, 45.0]], np.random.default_rng(seed), "action"
+        )
         d = pts[0] - [80.0, 45.0]
         assert np.allclose(d, np.round(d)) and np.all(np.abs(d) <= 10)
 
@@ -132,9 +142,13 @@ def test_reference_scorer():
     assert reference.score_text({"match": "yesno", "answers": ["no"]}, "No, there are only 4 pigs.")
     assert not reference.score_text({"match": "yesno", "answers": ["no"]}, "Yes.")
     assert reference.score_text({"match": "number", "answers": ["3"]}, "three")
-    assert reference.score_text({"match": "keywords", "keywords": ["3 wooden plank", "2 stick"]},
-                                "You need 3 Wooden Planks and 2 Sticks.")  # fmt: skip
-    assert not reference.score_text({"match": "keywords", "keywords": ["3 wooden plank", "2 stick"]}, "3 Wooden Planks.")
+    assert reference.score_text(
+        {"match": "keywords", "keywords": ["3 wooden plank", "2 stick"]},
+        "You need 3 Wooden Planks and 2 Sticks.",
+    )
+    assert not reference.score_text(
+        {"match": "keywords", "keywords": ["3 wooden plank", "2 stick"]}, "3 Wooden Planks."
+    )
     assert reference.score_text({"match": "exact", "answers": ["Iron Ingot."]}, "iron ingot")
     text = "<|object_ref_start|>oak_log<|object_ref_end|><|point_start|>(315,174),(10,10)<|point_end|>"
     assert reference.parse_points(text) == [(315, 174), (10, 10)]
@@ -177,7 +191,9 @@ def test_knowledge_paraphrase_holdout(registry):
     from jvla.data.knowledge import generate
 
     out = generate(from_minetest(registry), _kcfg(eval_holdout="paraphrase"), seed=1)
-    train_q = {t["content"][0]["text"] for s in out["train"] for t in s["conversations"] if t["role"] == "user"}
+    train_q = {
+        t["content"][0]["text"] for s in out["train"] for t in s["conversations"] if t["role"] == "user"
+    }
     assert out["eval"] and not {source_of(s)["ref"]["question"] for s in out["eval"]} & train_q
 
 
@@ -195,14 +211,55 @@ def test_knowledge_from_minecraft_data():
 
 # ------------------------------------------------------------------------------------ vision
 def _annotation(**kw):
-    a = {"scene": "scene-0001", "step": 7, "width": 640, "height": 360, "backend": "minetest", "gui": "",
-         "time_of_day": 0.8, "weather": "rain", "biome": None, "hp": 20.0, "hp_max": 20.0, "selected": 2,
-         "wielded": "stone_pickaxe", "hotbar": [["", 0], ["", 0], ["stone_pickaxe", 1]], "inventory": {"stone_pickaxe": 1},
-         "pointed": "iron_ore", "near": ["iron_ore", "zombie", "cow"],
-         "objects": [{"name": "zombie", "kind": "mob", "hostile": True, "box": [100, 100, 140, 200], "point": [120, 150], "depth": 4, "visible": 1},
-                     {"name": "cow", "kind": "mob", "hostile": False, "box": [300, 150, 360, 190], "point": [330, 170], "depth": 5, "visible": 1},
-                     {"name": "iron_ore", "kind": "block", "hostile": None, "box": [400, 200, 460, 260], "point": [430, 230], "depth": 3, "visible": 0.8}],
-         "gui_items": []}  # fmt: skip
+    a = {
+        "scene": "scene-0001",
+        "step": 7,
+        "width": 640,
+        "height": 360,
+        "backend": "minetest",
+        "gui": "",
+        "time_of_day": 0.8,
+        "weather": "rain",
+        "biome": None,
+        "hp": 20.0,
+        "hp_max": 20.0,
+        "selected": 2,
+        "wielded": "stone_pickaxe",
+        "hotbar": [["", 0], ["", 0], ["stone_pickaxe", 1]],
+        "inventory": {"stone_pickaxe": 1},
+        "pointed": "iron_ore",
+        "near": ["iron_ore", "zombie", "cow"],
+        "objects": [
+            {
+                "name": "zombie",
+                "kind": "mob",
+                "hostile": True,
+                "box": [100, 100, 140, 200],
+                "point": [120, 150],
+                "depth": 4,
+                "visible": 1,
+            },
+            {
+                "name": "cow",
+                "kind": "mob",
+                "hostile": False,
+                "box": [300, 150, 360, 190],
+                "point": [330, 170],
+                "depth": 5,
+                "visible": 1,
+            },
+            {
+                "name": "iron_ore",
+                "kind": "block",
+                "hostile": None,
+                "box": [400, 200, 460, 260],
+                "point": [430, 230],
+                "depth": 3,
+                "visible": 0.8,
+            },
+        ],
+        "gui_items": [],
+    }
     a.update(kw)
     return a
 
@@ -219,8 +276,21 @@ def test_vqa_and_grounding_references_accept_their_answers():
     assert by_q["Is it raining?"]["answers"] == ["yes"]
     assert "night" in by_q["What time of day is it?"]["keywords"]
     assert {it["category"] for it in items} == {"scene", "object", "info"}
-    gui = _annotation(gui="inventory", objects=[], inventory={"stick": 5},
-                      gui_items=[{"name": "stick", "count": 5, "box": [200, 250, 230, 280], "point": [215, 265], "list": "main", "index": 0}])  # fmt: skip
+    gui = _annotation(
+        gui="inventory",
+        objects=[],
+        inventory={"stick": 5},
+        gui_items=[
+            {
+                "name": "stick",
+                "count": 5,
+                "box": [200, 250, 230, 280],
+                "point": [215, 265],
+                "list": "main",
+                "index": 0,
+            }
+        ],
+    )
     assert any(it["category"] == "inventory" for it in vqa_items(gui, random.Random(0)))
     for a in (_annotation(), gui):
         v, g = samples_for_frame(b"img", a, "eval", cfg_v, cfg_g, random.Random(1), "minetest")
@@ -266,8 +336,16 @@ def test_trajectory_sample_layout(space):
         a["forward" if i % 2 else "attack"] = 1
         acts.append(tok.encode([a]))
     null = tok.encode([space.null_env_action()])
-    ep = {"id": "mine_x-1", "task": "mine_x", "category": "mine", "set": "stage3", "instruction": "Mine the X.", "seed": 1,
-          "frames": [f"f{i}".encode() for i in range(7)], "actions": acts}  # fmt: skip
+    ep = {
+        "id": "mine_x-1",
+        "task": "mine_x",
+        "category": "mine",
+        "set": "stage3",
+        "instruction": "Mine the X.",
+        "seed": 1,
+        "frames": [f"f{i}".encode() for i in range(7)],
+        "actions": acts,
+    }
     out = list(samples(ep, history=2, chunk=3, stride=1, null_action=null))
     assert [source_of(s)["t"] for s in out] == [0, 1, 2, 3, 4]  # only full chunks
     s0, s3 = out[0], out[3]
@@ -275,7 +353,9 @@ def test_trajectory_sample_layout(space):
     assert s0["image_bytes"] == [b"f0", b"f0", b"f0"]  # padded with the first frame
     c = s0["conversations"]
     assert [t["role"] for t in c] == ["user", "assistant", "user", "assistant", "user", "assistant"]
-    assert c[0]["content"][0]["text"] == "Mine the X.\nobservation: \n" and c[0]["content"][1]["type"] == "image"
+    assert (
+        c[0]["content"][0]["text"] == "Mine the X.\nobservation: \n" and c[0]["content"][1]["type"] == "image"
+    )
     assert c[2]["content"][0]["text"] == "\nobservation: \n"
     assert c[1]["content"][0]["text"] == null + "\n"
     assert c[5]["content"][0]["text"] == "".join(acts[0:3])
@@ -294,13 +374,29 @@ def fake_build(tmp_path_factory, registry):
     from jvla.data.build import build_all
     from jvla.envs.fake import FakeEnv
 
-    p = config.load(profile="smoke", overrides={"data": {
-        "capture": {"scenes": 6, "frames_per_scene": 2, "eval_fraction": 0.34},
-        "trajectories": {"tasks": ["mine_iron_ore", "kill_zombie", "craft_stick"], "episodes_per_task": 2,
-                         "finetune_episodes_per_task": 2, "eval_fraction": 0.34, "max_steps": 100}}})  # fmt: skip
+    p = config.load(
+        profile="smoke",
+        overrides={
+            "data": {
+                "capture": {"scenes": 6, "frames_per_scene": 2, "eval_fraction": 0.34},
+                "trajectories": {
+                    "tasks": ["mine_iron_ore", "kill_zombie", "craft_stick"],
+                    "episodes_per_task": 2,
+                    "finetune_episodes_per_task": 2,
+                    "eval_fraction": 0.34,
+                    "max_steps": 100,
+                },
+            }
+        },
+    )
     root = tmp_path_factory.mktemp("data")
-    res = build_all(p, root / "data", env_factory=lambda: FakeEnv(width=160, height=90, seed=0),
-                    results_dir=root / "cards", registry=registry)  # fmt: skip
+    res = build_all(
+        p,
+        root / "data",
+        env_factory=lambda: FakeEnv(width=160, height=90, seed=0),
+        results_dir=root / "cards",
+        registry=registry,
+    )
     return p, root, res
 
 
@@ -327,7 +423,12 @@ def test_no_leakage_between_train_and_eval(fake_build):
     from jvla.data.store import load
 
     _, root, _ = fake_build
-    for name, key in (("vision", "scene"), ("grounding", "scene"), ("trajectory_c1", "episode"), ("task_c3", "episode")):
+    for name, key in (
+        ("vision", "scene"),
+        ("grounding", "scene"),
+        ("trajectory_c1", "episode"),
+        ("task_c3", "episode"),
+    ):
         dd = load(root / "data" / name)
         keys = {s: {source_of({"source": x})[key] for x in dd[s]["source"]} for s in dd}
         assert keys["train"] and keys["eval"] and not keys["train"] & keys["eval"], name
@@ -341,8 +442,10 @@ def test_nested_subsets(fake_build):
 
     _, root, _ = fake_build
     ds = load(root / "data" / "task_c1")["train"]
-    eps = [{source_of({"source": x})["episode"] for x in subset(ds, f, seed=0, group="episode")["source"]}
-           for f in (0.25, 0.5, 1.0)]  # fmt: skip
+    eps = [
+        {source_of({"source": x})["episode"] for x in subset(ds, f, seed=0, group="episode")["source"]}
+        for f in (0.25, 0.5, 1.0)
+    ]
     assert eps[0] <= eps[1] <= eps[2] and len(eps[0]) < len(eps[2])
 
 
@@ -363,13 +466,36 @@ def test_vla_sft_loader_on_a_local_fixture(tmp_path):
 
     from jvla.data.released import iter_vla_sft
 
-    row = {"id": "jumpy-denim-lion_2", "label": ["trajectory", "RT2", "mine_block:oak_log", "h=0", "c=1"],
-           "conversations": [{"role": "user", "content": [{"type": "text", "text": "Chop down the oak tree.\nobservation: \n"}, {"type": "image", "text": None}]},
-                             {"role": "assistant", "content": [{"type": "text", "text": "<|reserved_special_token_178|><|reserved_special_token_219|><|reserved_special_token_240|><|reserved_special_token_179|>"}, ]}],
-           "image_bytes": [_jpeg()]}  # fmt: skip
+    row = {
+        "id": "jumpy-denim-lion_2",
+        "label": ["trajectory", "RT2", "mine_block:oak_log", "h=0", "c=1"],
+        "conversations": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Chop down the oak tree.\nobservation: \n"},
+                    {"type": "image", "text": None},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "text",
+                        "text": "".join(f"<|reserved_special_token_{n}|>" for n in (178, 219, 240, 179)),
+                    },
+                ],
+            },
+        ],
+        "image_bytes": [_jpeg()],
+    }
     (tmp_path / "data").mkdir()
-    pq.write_table(pa.Table.from_pylist([row, {**row, "id": "b"}]), tmp_path / "data" / "train-00000-of-00001.parquet")
-    pq.write_table(pa.Table.from_pylist([{**row, "id": "v"}]), tmp_path / "data" / "valid-00000-of-00001.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([row, {**row, "id": "b"}]), tmp_path / "data" / "train-00000-of-00001.parquet"
+    )
+    pq.write_table(
+        pa.Table.from_pylist([{**row, "id": "v"}]), tmp_path / "data" / "valid-00000-of-00001.parquet"
+    )
     train = list(iter_vla_sft(tmp_path, "train"))
     valid = list(iter_vla_sft(tmp_path, "eval"))
     assert [s["id"] for s in train] == ["jumpy-denim-lion_2", "b"] and [s["id"] for s in valid] == ["v"]
@@ -386,19 +512,48 @@ def test_vla_sft_loader_on_a_local_fixture(tmp_path):
 def test_vlp_loader_on_a_local_fixture(tmp_path):
     from jvla.data.released import build, iter_vlp
 
-    qa = {"id": "qa-1", "label": ["qa", "wiki", "self-instruct"], "conversations": [
-        {"role": "system", "content": [{"type": "text", "text": "You are a Minecraft expert."}]},
-        {"role": "user", "content": [{"type": "text", "text": "What tool is needed to mine obsidian?"}]},
-        {"role": "assistant", "content": [{"type": "text", "text": "A diamond pickaxe."}]}]}  # fmt: skip
-    pt = {"id": "gui-1", "label": ["gui", "Minecraft", "point"], "image": ["images/mc-grounding-point-gui/a.jpg"],
-          "source": {"label": "oak_planks", "points": [[41.2, 55.0]], "bbox": [30, 40, 50, 60]},
-          "conversations": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Point to the oak planks."}]},
-                            {"role": "assistant", "content": [{"type": "point", "point": [[41.2, 55.0]], "label": "oak_planks"}]}]}  # fmt: skip
-    box = {**pt, "id": "gui-2", "conversations": [pt["conversations"][0], {"role": "assistant", "content": [
-        {"type": "bbox", "bbox": [30, 40, 50, 60], "label": "torch"}]}]}  # fmt: skip
-    cap = {"id": "cap-1", "label": ["caption", "contractor", "prompt_based"], "image": "images/mc-caption-241104/c.jpg",
-           "conversations": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe."}]},
-                             {"role": "assistant", "content": [{"type": "text", "text": "A plains biome."}]}]}  # fmt: skip
+    qa = {
+        "id": "qa-1",
+        "label": ["qa", "wiki", "self-instruct"],
+        "conversations": [
+            {"role": "system", "content": [{"type": "text", "text": "You are a Minecraft expert."}]},
+            {"role": "user", "content": [{"type": "text", "text": "What tool is needed to mine obsidian?"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "A diamond pickaxe."}]},
+        ],
+    }
+    pt = {
+        "id": "gui-1",
+        "label": ["gui", "Minecraft", "point"],
+        "image": ["images/mc-grounding-point-gui/a.jpg"],
+        "source": {"label": "oak_planks", "points": [[41.2, 55.0]], "bbox": [30, 40, 50, 60]},
+        "conversations": [
+            {
+                "role": "user",
+                "content": [{"type": "image"}, {"type": "text", "text": "Point to the oak planks."}],
+            },
+            {
+                "role": "assistant",
+                "content": [{"type": "point", "point": [[41.2, 55.0]], "label": "oak_planks"}],
+            },
+        ],
+    }
+    box = {
+        **pt,
+        "id": "gui-2",
+        "conversations": [
+            pt["conversations"][0],
+            {"role": "assistant", "content": [{"type": "bbox", "bbox": [30, 40, 50, 60], "label": "torch"}]},
+        ],
+    }
+    cap = {
+        "id": "cap-1",
+        "label": ["caption", "contractor", "prompt_based"],
+        "image": "images/mc-caption-241104/c.jpg",
+        "conversations": [
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe."}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "A plains biome."}]},
+        ],
+    }
     (tmp_path / "mc-qa-250312.jsonl").write_text(json.dumps(qa) + "\n")
     (tmp_path / "mc-grounding-point-gui.jsonl").write_text(json.dumps(pt) + "\n" + json.dumps(box) + "\n")
     (tmp_path / "mc-caption-241104.jsonl").write_text(json.dumps(cap) + "\n")
@@ -411,7 +566,9 @@ def test_vlp_loader_on_a_local_fixture(tmp_path):
     g = list(iter_vlp(tmp_path, "grounding", "train"))
     assert [s["id"] for s in g] == ["gui-1", "gui-2"]
     assert g[0]["conversations"][1]["content"][0]["point"] == [[41.2, 55.0]]
-    assert g[1]["conversations"][1]["content"][0]["text"].endswith("<|box_start|>(300,400),(500,600)<|box_end|>")
+    assert g[1]["conversations"][1]["content"][0]["text"].endswith(
+        "<|box_start|>(300,400),(500,600)<|box_end|>"
+    )
     assert source_of(g[0])["label"] == "oak_planks"
     assert [s["id"] for s in iter_vlp(tmp_path, "knowledge", "eval")] == ["qa-v"]
     dds = build(config.ReleasedDataConfig(vlp=str(tmp_path)), tmp_path / "out")

@@ -75,7 +75,9 @@ def colour_jitter(im, rng: np.random.Generator, r: AugmentRanges = OFFICIAL):
     return im
 
 
-def affine_matrix(width: int, height: int, rng: np.random.Generator, kind: str, r: AugmentRanges = OFFICIAL) -> np.ndarray:
+def affine_matrix(
+    width: int, height: int, rng: np.random.Generator, kind: str, r: AugmentRanges = OFFICIAL
+) -> np.ndarray:
     """The 3x3 forward map (input pixel -> output pixel) drawn for ``kind``."""
     tx, ty = (int(rng.integers(-r.translate_px, r.translate_px + 1)) for _ in range(2))
     m = np.eye(3)
@@ -95,8 +97,13 @@ def affine_matrix(width: int, height: int, rng: np.random.Generator, kind: str, 
     return np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]], float) @ m
 
 
-def augment(image, points=None, rng: np.random.Generator | None = None, kind: str = "action",
-            ranges: AugmentRanges = OFFICIAL):  # fmt: skip
+def augment(
+    image,
+    points=None,
+    rng: np.random.Generator | None = None,
+    kind: str = "action",
+    ranges: AugmentRanges = OFFICIAL,
+):
     """Augment one image (and move its points consistently).
 
     Args:
@@ -125,8 +132,13 @@ def augment(image, points=None, rng: np.random.Generator | None = None, kind: st
     m = affine_matrix(w, h, rng, kind, ranges)
     inv = np.linalg.inv(m)
     # PIL maps each output pixel centre (x+0.5, y+0.5) through the 2x3 data to the input.
-    im = im.transform((w, h), Image.Transform.AFFINE, data=tuple(inv[:2].ravel()),
-                      resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))  # fmt: skip
+    im = im.transform(
+        (w, h),
+        Image.Transform.AFFINE,
+        data=tuple(inv[:2].ravel()),
+        resample=Image.Resampling.BILINEAR,
+        fillcolor=(0, 0, 0),
+    )
     if pts is not None and len(pts):
         hom = np.c_[pts, np.ones(len(pts))] @ m.T
         pts = hom[:, :2]

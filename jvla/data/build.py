@@ -36,7 +36,14 @@ KINDS = ("knowledge", "vision", "trajectories", "released")
 def frame_features():
     from datasets import Features, Value
 
-    return Features({"id": Value("string"), "scene": Value("string"), "image": Value("binary"), "annotation": Value("string")})
+    return Features(
+        {
+            "id": Value("string"),
+            "scene": Value("string"),
+            "image": Value("binary"),
+            "annotation": Value("string"),
+        }
+    )
 
 
 def save_frames(pairs: Iterable[tuple[Any, dict]], out_dir: str | Path, scale: float, quality: int):
@@ -44,9 +51,15 @@ def save_frames(pairs: Iterable[tuple[Any, dict]], out_dir: str | Path, scale: f
     from jvla.data.store import save_one
     from jvla.data.trajectories import encode_frame
 
-    rows = ({"id": f"{ann['scene']}-{ann['step']:05d}", "scene": ann["scene"],
-             "image": encode_frame(img, scale, quality), "annotation": json.dumps(ann, sort_keys=True)}
-            for img, ann in pairs)  # fmt: skip
+    rows = (
+        {
+            "id": f"{ann['scene']}-{ann['step']:05d}",
+            "scene": ann["scene"],
+            "image": encode_frame(img, scale, quality),
+            "annotation": json.dumps(ann, sort_keys=True),
+        }
+        for img, ann in pairs
+    )
     return save_one(rows, out_dir, frame_features())
 
 
@@ -62,9 +75,14 @@ def tasks_for(env: Any, params: Params):
     return load_tasks(suite=backend if backend == "minetest" else "paper", backend=backend, names=names)
 
 
-def build_all(params: Params, out_dir: str | Path, env_factory: Callable[[], Any] | None = None,
-              results_dir: str | Path | None = None, registry: dict | None = None,
-              kinds: Iterable[str] = KINDS) -> dict[str, Any]:  # fmt: skip
+def build_all(
+    params: Params,
+    out_dir: str | Path,
+    env_factory: Callable[[], Any] | None = None,
+    results_dir: str | Path | None = None,
+    registry: dict | None = None,
+    kinds: Iterable[str] = KINDS,
+) -> dict[str, Any]:
     """Generate the datasets of ``kinds`` into ``out_dir`` and write their cards.
 
     Args:
@@ -98,7 +116,9 @@ def build_all(params: Params, out_dir: str | Path, env_factory: Callable[[], Any
     def card(name: str, dd: Any, config: Any, extra: dict | None = None) -> None:
         cards[name] = write_card(name, out / name, describe(dd), to_dict(config), seed, results, extra)
 
-    need_env = bool(kinds & {"vision", "trajectories"}) or ("knowledge" in kinds and d.knowledge.source == "minetest" and registry is None)
+    need_env = bool(kinds & {"vision", "trajectories"}) or (
+        "knowledge" in kinds and d.knowledge.source == "minetest" and registry is None
+    )
     if need_env:
         if env_factory is None:
             from jvla.envs import make_env
@@ -127,25 +147,42 @@ def build_all(params: Params, out_dir: str | Path, env_factory: Callable[[], Any
             t0 = time.monotonic()
             tasks = tasks_for(env, params)
             bar = tqdm(total=d.capture.scenes * d.capture.frames_per_scene, desc="frames", unit="frame")
-            frames = save_frames(capture(env, d.capture, space, seed, tasks, progress=bar.update), out / "frames",
-                                 d.image_scale, d.jpeg_quality)  # fmt: skip
+            frames = save_frames(
+                capture(env, d.capture, space, seed, tasks, progress=bar.update),
+                out / "frames",
+                d.image_scale,
+                d.jpeg_quality,
+            )
             bar.close()
             wall["capture"] = time.monotonic() - t0
             t0 = time.monotonic()
             dds = vision.build(frames, d.vision, d.grounding, d.capture.eval_fraction, out, seed)
             wall["vision"] = time.monotonic() - t0
             for name, dd in dds.items():
-                card(name, dd, {"capture": to_dict(d.capture), name: to_dict(getattr(d, name))},
-                     {"frames": len(frames), "scenes": len(set(frames["scene"]))})  # fmt: skip
+                card(
+                    name,
+                    dd,
+                    {"capture": to_dict(d.capture), name: to_dict(getattr(d, name))},
+                    {"frames": len(frames), "scenes": len(set(frames["scene"]))},
+                )
         if "trajectories" in kinds:
             t0 = time.monotonic()
             tasks = tasks_for(env, params)
-            rows = trajectories.record_episodes(env, tasks, d.trajectories, space, seed, d.image_scale, d.jpeg_quality)
+            rows = trajectories.record_episodes(
+                env, tasks, d.trajectories, space, seed, d.image_scale, d.jpeg_quality
+            )
             episodes = trajectories.save_episodes(rows, out / "episodes")
             wall["episodes"] = time.monotonic() - t0
             summ = trajectories.summary(episodes)
-            write_card("episodes", out / "episodes", summ, to_dict(d.trajectories), seed, results,
-                       {"tasks": [t.name for t in tasks]})  # fmt: skip
+            write_card(
+                "episodes",
+                out / "episodes",
+                summ,
+                to_dict(d.trajectories),
+                seed,
+                results,
+                {"tasks": [t.name for t in tasks]},
+            )
             t0 = time.monotonic()
             dds = trajectories.build(episodes, d.trajectories, trajectories.chunks_of(params), space, out)
             wall["trajectories"] = time.monotonic() - t0

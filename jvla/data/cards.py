@@ -40,8 +40,12 @@ def describe(dd: Any) -> dict[str, Any]:
         for row in ds.select_columns(["label", "source"]).to_list():
             cats[category_of(row["label"], source_of(row))] += 1
         turns = _total_length(ds, "conversations")
-        out[split] = {"samples": len(ds), "by_category": dict(sorted(cats.items())),
-                      "turns_per_sample": round(turns / max(1, len(ds)), 2), "images": _total_length(ds, "image_bytes")}  # fmt: skip
+        out[split] = {
+            "samples": len(ds),
+            "by_category": dict(sorted(cats.items())),
+            "turns_per_sample": round(turns / max(1, len(ds)), 2),
+            "images": _total_length(ds, "image_bytes"),
+        }
     return out
 
 
@@ -57,8 +61,15 @@ def _total_length(ds, column: str) -> int:
     return int(pc.sum(pc.list_value_length(col)).as_py() or 0)
 
 
-def write_card(name: str, path: str | Path | None, stats: dict[str, Any], config: dict[str, Any], seed: int,
-               results_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+def write_card(
+    name: str,
+    path: str | Path | None,
+    stats: dict[str, Any],
+    config: dict[str, Any],
+    seed: int,
+    results_dir: str | Path,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write ``<results_dir>/<name>.json`` and ``.md``; return the card dict.
 
     Args:
@@ -80,9 +91,13 @@ def write_card(name: str, path: str | Path | None, stats: dict[str, Any], config
     for split, s in stats.items():
         lines += ["", f"## {split}", ""]
         if isinstance(s, dict) and "by_category" in s:
-            lines += [f"{s['samples']} samples, {s['turns_per_sample']} turns and "
-                      f"{s['images'] / max(1, s['samples']):.2f} images per sample.", "",
-                      "| category | samples |", "|---|---|"]  # fmt: skip
+            lines += [
+                f"{s['samples']} samples, {s['turns_per_sample']} turns and "
+                f"{s['images'] / max(1, s['samples']):.2f} images per sample.",
+                "",
+                "| category | samples |",
+                "|---|---|",
+            ]
             lines += [f"| {k} | {v} |" for k, v in s["by_category"].items()]
         else:
             lines.append(f"```\n{json.dumps(s, indent=1, sort_keys=True)}\n```")
@@ -116,7 +131,9 @@ def render_sample(sample: dict[str, Any], max_chars: int = 1200, width: int = 64
                             d.ellipse([u - 4, v - 4, u + 4, v + 4], outline=(255, 255, 0), width=2)
                             d.text((u + 5, v - 5), it.get("label") or "", fill=(255, 255, 0))
             for b in ref.get("boxes") or []:
-                d.rectangle([b[0] * w / 1000, b[1] * h / 1000, b[2] * w / 1000, b[3] * h / 1000], outline=(255, 0, 0))
+                d.rectangle(
+                    [b[0] * w / 1000, b[1] * h / 1000, b[2] * w / 1000, b[3] * h / 1000], outline=(255, 0, 0)
+                )
         drawn.append(im)
     lines = []
     for turn in sample["conversations"]:

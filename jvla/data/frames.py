@@ -31,7 +31,6 @@ import logging
 import math
 import random
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import numpy as np
 
@@ -42,16 +41,73 @@ log = logging.getLogger(__name__)
 
 HOSTILE = {"zombie", "skeleton", "spider", "creeper"}
 # Blocks a scene may place near the player (Minecraft names the Minetest backend maps).
-SCENE_BLOCKS = ("coal_ore", "iron_ore", "gold_ore", "diamond_ore", "oak_log", "spruce_log", "birch_log",
-                "oak_planks", "stone", "cobblestone", "bricks", "obsidian", "crafting_table", "furnace",
-                "chest", "bookshelf", "glass", "white_wool", "black_wool", "sand", "gravel",
-                "gold_block", "iron_block", "diamond_block", "cactus", "ice", "snow_block")  # fmt: skip
+SCENE_BLOCKS = (
+    "coal_ore",
+    "iron_ore",
+    "gold_ore",
+    "diamond_ore",
+    "oak_log",
+    "spruce_log",
+    "birch_log",
+    "oak_planks",
+    "stone",
+    "cobblestone",
+    "bricks",
+    "obsidian",
+    "crafting_table",
+    "furnace",
+    "chest",
+    "bookshelf",
+    "glass",
+    "white_wool",
+    "black_wool",
+    "sand",
+    "gravel",
+    "gold_block",
+    "iron_block",
+    "diamond_block",
+    "cactus",
+    "ice",
+    "snow_block",
+)
 SCENE_MOBS = ("sheep", "cow", "pig", "chicken", "zombie", "skeleton", "spider")
-SCENE_ITEMS = ("stick", "coal", "iron_ingot", "gold_ingot", "diamond", "apple", "bread", "wheat",
-               "wheat_seeds", "oak_planks", "oak_log", "cobblestone", "torch", "stone_pickaxe",
-               "iron_pickaxe", "wooden_sword", "iron_sword", "diamond_sword", "stone_axe",
-               "wooden_shovel", "beef", "cooked_beef", "porkchop", "string", "leather", "paper",
-               "book", "flint", "bucket", "glass", "sand", "dirt", "furnace", "chest", "ladder")  # fmt: skip
+SCENE_ITEMS = (
+    "stick",
+    "coal",
+    "iron_ingot",
+    "gold_ingot",
+    "diamond",
+    "apple",
+    "bread",
+    "wheat",
+    "wheat_seeds",
+    "oak_planks",
+    "oak_log",
+    "cobblestone",
+    "torch",
+    "stone_pickaxe",
+    "iron_pickaxe",
+    "wooden_sword",
+    "iron_sword",
+    "diamond_sword",
+    "stone_axe",
+    "wooden_shovel",
+    "beef",
+    "cooked_beef",
+    "porkchop",
+    "string",
+    "leather",
+    "paper",
+    "book",
+    "flint",
+    "bucket",
+    "glass",
+    "sand",
+    "dirt",
+    "furnace",
+    "chest",
+    "ladder",
+)
 GUIS = ("inventory", "furnace", "crafting_table")
 MAX_EXTRA_SETTLE = 10  # steps
 STILL_MAD = 1.0  # mean absolute frame difference (0-255) below which the view is still
@@ -67,19 +123,44 @@ def scene_task(index: int, rng: random.Random, gui_fraction: float) -> Task:
             taken.add(tuple(off))
             setup.append({"op": "place", "block": rng.choice(SCENE_BLOCKS), "offset": off})
     for _ in range(rng.choice((0, 1, 1, 2, 3))):
-        setup.append({"op": "summon", "entity": rng.choice(SCENE_MOBS), "count": 1, "range_x": [-4, 4], "range_z": [3, 8]})
+        setup.append(
+            {
+                "op": "summon",
+                "entity": rng.choice(SCENE_MOBS),
+                "count": 1,
+                "range_x": [-4, 4],
+                "range_z": [3, 8],
+            }
+        )
     setup.append({"op": "time", "value": rng.choice(("day", "noon", "day", "night", "midnight"))})
     setup.append({"op": "weather", "value": "rain" if rng.random() < 0.25 else "clear"})
     inv, slots = [], rng.sample(range(36), rng.randint(2, 9))
     for slot in slots:
         item = rng.choice(SCENE_ITEMS)
-        inv.append({"item": item, "count": 1 if item.endswith(("pickaxe", "sword", "axe", "shovel", "bucket")) else rng.randint(1, 32), "slot": slot})
+        inv.append(
+            {
+                "item": item,
+                "count": 1
+                if item.endswith(("pickaxe", "sword", "axe", "shovel", "bucket"))
+                else rng.randint(1, 32),
+                "slot": slot,
+            }
+        )
     gui = rng.choice(GUIS) if rng.random() < gui_fraction else "none"
-    return parse_task({
-        "name": f"scene-{index:04d}", "category": "mine", "key": "scene", "instruction": "Look around.",
-        "init_inventory": inv, "setup": setup, "need_gui": gui, "max_steps": 100000,
-        "reward": {"event": "pickup", "objects": ["__none__"]},
-    }, source=f"<scene {index}>")  # fmt: skip
+    return parse_task(
+        {
+            "name": f"scene-{index:04d}",
+            "category": "mine",
+            "key": "scene",
+            "instruction": "Look around.",
+            "init_inventory": inv,
+            "setup": setup,
+            "need_gui": gui,
+            "max_steps": 100000,
+            "reward": {"event": "pickup", "objects": ["__none__"]},
+        },
+        source=f"<scene {index}>",
+    )
 
 
 def _name(rec: dict) -> str:
@@ -101,7 +182,9 @@ def annotate(state: dict, scene: str, step: int) -> dict:
             continue
         cb = e.get("collisionbox") or [-0.3, 0, -0.3, 0.3, 1, 0.3]
         p = e["pos"]
-        proj = cam.project_box([p[0] + cb[0], p[1] + cb[1], p[2] + cb[2]], [p[0] + cb[3], p[1] + cb[4], p[2] + cb[5]])
+        proj = cam.project_box(
+            [p[0] + cb[0], p[1] + cb[1], p[2] + cb[2]], [p[0] + cb[3], p[1] + cb[4], p[2] + cb[5]]
+        )
         if proj is None:
             continue
         if e.get("name") == "__builtin:item":
@@ -116,7 +199,9 @@ def annotate(state: dict, scene: str, step: int) -> dict:
         p = n["pos"]
         proj = cam.project_box([c - 0.5 for c in p], [c + 0.5 for c in p])
         if proj is not None:
-            objs.append({"name": _name(n), "kind": "block", "hostile": None, "box": list(proj[0]), "depth": proj[1]})
+            objs.append(
+                {"name": _name(n), "kind": "block", "hostile": None, "box": list(proj[0]), "depth": proj[1]}
+            )
     objs.sort(key=lambda o: o["depth"])
     for i, o in enumerate(objs):
         nearer = [tuple(x["box"]) for x in objs[:i]]
@@ -143,23 +228,43 @@ def annotate(state: dict, scene: str, step: int) -> dict:
         if idx < len(stacks) and stacks[idx][0]:
             box = clip_box(tuple(float(v) for v in sl["rect"]), w, h)
             if box is not None:
-                gui_items.append({"name": stacks[idx][0].split(":")[-1], "count": int(stacks[idx][1]), "box": list(box),
-                                  "point": [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], "list": lst, "index": idx})  # fmt: skip
+                gui_items.append(
+                    {
+                        "name": stacks[idx][0].split(":")[-1],
+                        "count": int(stacks[idx][1]),
+                        "box": list(box),
+                        "point": [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2],
+                        "list": lst,
+                        "index": idx,
+                    }
+                )
     pointed = state.get("pointed") or {}
     return {
-        "scene": scene, "step": step, "width": w, "height": h, "backend": "minetest",
-        "gui": state.get("formspec") or "", "time_of_day": state.get("time_of_day"),
-        "weather": state.get("weather"), "biome": state.get("biome"),
-        "hp": state.get("hp"), "hp_max": state.get("hp_max") or 20.0,
+        "scene": scene,
+        "step": step,
+        "width": w,
+        "height": h,
+        "backend": "minetest",
+        "gui": state.get("formspec") or "",
+        "time_of_day": state.get("time_of_day"),
+        "weather": state.get("weather"),
+        "biome": state.get("biome"),
+        "hp": state.get("hp"),
+        "hp_max": state.get("hp_max") or 20.0,
         "selected": int(state.get("wielded_index") or 1) - 1,
         "wielded": (items.mt_to_item(state["wielded"]).split(":")[-1] if state.get("wielded") else ""),
         "hotbar": [[(it or "").split(":")[-1], int(c)] for it, c in main[:8]],
         "inventory": counts,
-        "pointed": items.mt_to_block(pointed["name"]).split(":")[-1] if pointed.get("type") == "node" else None,
-        "objects": objs, "gui_items": gui_items,
+        "pointed": items.mt_to_block(pointed["name"]).split(":")[-1]
+        if pointed.get("type") == "node"
+        else None,
+        "objects": objs,
+        "gui_items": gui_items,
         # every reported thing nearby, visible or not (VQA negatives must avoid them all)
-        "near": sorted({_name(n) for n in state.get("nodes") or []} | {_name(e) for e in state.get("entities") or []}),
-    }  # fmt: skip
+        "near": sorted(
+            {_name(n) for n in state.get("nodes") or []} | {_name(e) for e in state.get("entities") or []}
+        ),
+    }
 
 
 def annotate_fake(env, scene: str, step: int) -> dict:
@@ -174,18 +279,42 @@ def annotate_fake(env, scene: str, step: int) -> dict:
         if box is not None and box_area(box) > 0:
             name = task.reward.objects[0]
             kind = "mob" if task.category == "kill" else "block"
-            objs.append({"name": name, "kind": kind, "hostile": (name in HOSTILE) if kind == "mob" else None,
-                         "box": list(box), "point": [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2],
-                         "depth": 3.0, "visible": 1.0})  # fmt: skip
+            objs.append(
+                {
+                    "name": name,
+                    "kind": kind,
+                    "hostile": (name in HOSTILE) if kind == "mob" else None,
+                    "box": list(box),
+                    "point": [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2],
+                    "depth": 3.0,
+                    "visible": 1.0,
+                }
+            )
     inv = {s.item: s.count for s in task.init_inventory}
     hotbar = [["", 0]] * 8
     for s in task.init_inventory:
         if s.slot is not None and s.slot < 8:
             hotbar[s.slot] = [s.item, s.count]
-    return {"scene": scene, "step": step, "width": w, "height": h, "backend": "fake",
-            "gui": "inventory" if env.info["is_gui_open"] else "", "time_of_day": 0.5, "weather": "clear",
-            "biome": None, "hp": 20.0, "hp_max": 20.0, "selected": 0, "wielded": hotbar[0][0],
-            "hotbar": hotbar, "inventory": inv, "pointed": None, "objects": objs, "gui_items": []}  # fmt: skip
+    return {
+        "scene": scene,
+        "step": step,
+        "width": w,
+        "height": h,
+        "backend": "fake",
+        "gui": "inventory" if env.info["is_gui_open"] else "",
+        "time_of_day": 0.5,
+        "weather": "clear",
+        "biome": None,
+        "hp": 20.0,
+        "hp_max": 20.0,
+        "selected": 0,
+        "wielded": hotbar[0][0],
+        "hotbar": hotbar,
+        "inventory": inv,
+        "pointed": None,
+        "objects": objs,
+        "gui_items": [],
+    }
 
 
 def _look_action(space, rng: random.Random, gui: bool, pitch_deg: float) -> dict:
@@ -200,8 +329,9 @@ def _look_action(space, rng: random.Random, gui: bool, pitch_deg: float) -> dict
     return a
 
 
-def capture(env, cfg, space, seed: int, tasks: list[Task] | None = None,
-            progress: Callable[[int], None] | None = None) -> Iterator[tuple[np.ndarray, dict]]:  # fmt: skip
+def capture(
+    env, cfg, space, seed: int, tasks: list[Task] | None = None, progress: Callable[[int], None] | None = None
+) -> Iterator[tuple[np.ndarray, dict]]:
     """Yield ``(frame, annotation)`` for ``cfg.scenes`` scenes x ``cfg.frames_per_scene`` frames.
 
     ``cfg`` is a :class:`jvla.config.CaptureConfig`. With a FakeEnv the scenes cycle through
@@ -222,7 +352,7 @@ def capture(env, cfg, space, seed: int, tasks: list[Task] | None = None,
         env.step(a)
         pitch = 0.0
         steps = 0
-        for f in range(cfg.frames_per_scene):
+        for _ in range(cfg.frames_per_scene):
             gui = bool(env.privileged_state().get("gui_open")) if not fake else env.info["is_gui_open"]
             for _ in range(cfg.steps_between):
                 a = _look_action(space, rng, gui, pitch)
@@ -236,7 +366,11 @@ def capture(env, cfg, space, seed: int, tasks: list[Task] | None = None,
                 # Under CPU load the client renders late: wait until the view stops changing, so
                 # the frame shows the pose the state reports (moving mobs change it only locally).
                 img = obs["image"].astype(np.int16)
-                if k + 1 >= max(1, cfg.settle_steps) and prev is not None and np.abs(img - prev).mean() < STILL_MAD:
+                if (
+                    k + 1 >= max(1, cfg.settle_steps)
+                    and prev is not None
+                    and np.abs(img - prev).mean() < STILL_MAD
+                ):
                     break
                 prev = img
             if fake:

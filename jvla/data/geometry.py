@@ -102,11 +102,15 @@ class Camera:
         screen. (Boxes straddling the camera plane are dropped rather than clipped: they fill the
         view and cannot be pointed at meaningfully.)"""
         lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        corners = np.array(
+            [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+        )
         uv, depth = self.project(corners)
         if np.isnan(uv).any():
             return None
-        box = clip_box((uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max()), self.width, self.height)
+        box = clip_box(
+            (uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max()), self.width, self.height
+        )
         return (box, float(depth.min())) if box is not None else None
 
 
@@ -165,10 +169,17 @@ def to_percent(point: tuple[float, float], width: int, height: int) -> list[floa
 
 def to_thousandths(point: tuple[float, float], width: int, height: int) -> tuple[int, int]:
     """Pixel point -> integers in ``[0, 1000)`` (the paper's output space; floor, clipped)."""
-    return (min(999, max(0, math.floor(1000 * point[0] / width))), min(999, max(0, math.floor(1000 * point[1] / height))))
+    return (
+        min(999, max(0, math.floor(1000 * point[0] / width))),
+        min(999, max(0, math.floor(1000 * point[1] / height))),
+    )
 
 
 def box_to_thousandths(box: Box, width: int, height: int) -> list[int]:
     """Pixel box -> ``[x0, y0, x1, y1]`` in ``[0, 1000]`` (x1/y1 rounded up, inclusive bound)."""
-    return [math.floor(1000 * box[0] / width), math.floor(1000 * box[1] / height),
-            math.ceil(1000 * box[2] / width), math.ceil(1000 * box[3] / height)]  # fmt: skip
+    return [
+        math.floor(1000 * box[0] / width),
+        math.floor(1000 * box[1] / height),
+        math.ceil(1000 * box[2] / width),
+        math.ceil(1000 * box[3] / height),
+    ]

@@ -93,9 +93,16 @@ class KB:
 # ------------------------------------------------------------------------------- Minetest
 TOOL_GROUPS = {"cracky": "pickaxe", "choppy": "axe", "crumbly": "shovel"}
 GROUP_NAMES = {
-    "wood": "Wooden Planks", "tree": "Tree", "stick": "Stick", "stone": "Cobblestone",
-    "wool": "Wool", "sand": "Sand", "leaves": "Leaves", "coal": "Coal Lump", "sapling": "Sapling",
-}  # fmt: skip
+    "wood": "Wooden Planks",
+    "tree": "Tree",
+    "stick": "Stick",
+    "stone": "Cobblestone",
+    "wool": "Wool",
+    "sand": "Sand",
+    "leaves": "Leaves",
+    "coal": "Coal Lump",
+    "sapling": "Sapling",
+}
 
 
 def _desc(items: Mapping[str, Any], name: str) -> str:
@@ -116,8 +123,11 @@ NOT_FOOD = {"food_wheat", "food_flour", "food_sugar", "food_cotton", "food_vegan
 
 def _listed(items: Mapping[str, Any], name: str) -> bool:
     d = items.get(name) or {}
-    return (bool(d.get("description")) and not (d.get("groups") or {}).get("not_in_creative_inventory")
-            and not name.startswith(SKIP_MODS))  # fmt: skip
+    return (
+        bool(d.get("description"))
+        and not (d.get("groups") or {}).get("not_in_creative_inventory")
+        and not name.startswith(SKIP_MODS)
+    )
 
 
 def _stack(s: str) -> tuple[str, int]:
@@ -160,15 +170,29 @@ def from_minetest(registry: Mapping[str, Any]) -> KB:
         grid = None
         w = int(r.get("width") or 0)
         if r.get("type") == "shaped" and w > 0:
-            grid = tuple(tuple(_desc(items, x) if x else "" for x in grid_names[i : i + w])
-                         for i in range(0, len(grid_names), w))  # fmt: skip
+            grid = tuple(
+                tuple(_desc(items, x) if x else "" for x in grid_names[i : i + w])
+                for i in range(0, len(grid_names), w)
+            )
         by_out.setdefault(out, []).append(Recipe(_desc(items, out), n, tuple(sorted(counts.items())), grid))
     # One recipe per output (the first in a stable order), so a fact has one answer.
-    kb.recipes = [sorted(v, key=lambda r: (len(r.ingredients), r.ingredients))[0] for _, v in sorted(by_out.items())]
-    kb.cooking = sorted({(_desc(items, c["input"]), _desc(items, _stack(c["output"])[0]), float(c.get("time") or 0))
-                         for c in registry.get("cooking_recipes") or [] if not c["input"].startswith("group:")})  # fmt: skip
-    kb.fuels = sorted({(_desc(items, f["item"]), float(f["burntime"])) for f in registry.get("fuels") or []
-                       if _listed(items, f["item"])})  # fmt: skip
+    kb.recipes = [
+        sorted(v, key=lambda r: (len(r.ingredients), r.ingredients))[0] for _, v in sorted(by_out.items())
+    ]
+    kb.cooking = sorted(
+        {
+            (_desc(items, c["input"]), _desc(items, _stack(c["output"])[0]), float(c.get("time") or 0))
+            for c in registry.get("cooking_recipes") or []
+            if not c["input"].startswith("group:")
+        }
+    )
+    kb.fuels = sorted(
+        {
+            (_desc(items, f["item"]), float(f["burntime"]))
+            for f in registry.get("fuels") or []
+            if _listed(items, f["item"])
+        }
+    )
 
     tools: dict[str, list[tuple[tuple, str, Mapping]]] = {}
     for name, d in sorted(items.items()):
@@ -188,16 +212,28 @@ def from_minetest(registry: Mapping[str, Any]) -> KB:
         if g is None:
             continue
         rating, level = int(groups[g]), int(groups.get("level") or 0)
-        able = [n for _, n, cap in tools.get(TOOL_GROUPS[g], [])
-                if rating in _times(cap) and int(cap.get("maxlevel") or 0) >= level]  # fmt: skip
+        able = [
+            n
+            for _, n, cap in tools.get(TOOL_GROUPS[g], [])
+            if rating in _times(cap) and int(cap.get("maxlevel") or 0) >= level
+        ]
         min_tool = _desc(items, able[0]) if able else None
-        kb.blocks.append(Block(_desc(items, name), TOOL_GROUPS[g], min_tool, _drops(items, name, d.get("drop"))))
+        kb.blocks.append(
+            Block(_desc(items, name), TOOL_GROUPS[g], min_tool, _drops(items, name, d.get("drop")))
+        )
 
     for name, m in sorted((registry.get("entities") or {}).items()):
         label = (m.get("mc_name") or name.split(":")[-1]).replace("_", " ")
         hostile = m.get("type") == "monster"
-        kb.mobs.append(Mob(label, hostile, m.get("hp_max"), m.get("damage") if hostile else None,
-                           tuple(_desc(items, x) for x in m.get("drops") or [])))  # fmt: skip
+        kb.mobs.append(
+            Mob(
+                label,
+                hostile,
+                m.get("hp_max"),
+                m.get("damage") if hostile else None,
+                tuple(_desc(items, x) for x in m.get("drops") or []),
+            )
+        )
 
     fuel_names = {f for f, _ in kb.fuels}
     for name, d in sorted(items.items()):
@@ -218,27 +254,42 @@ def from_minetest(registry: Mapping[str, Any]) -> KB:
     for (mod, crop), n in sorted(stages.items()):
         seed = f"{mod}:seed_{crop}"
         last = items.get(f"{mod}:{crop}_{n}") or {}
-        kb.crops.append(Crop(_desc(items, f"{mod}:{crop}") if f"{mod}:{crop}" in items else crop.title(),
-                             _desc(items, seed) if seed in items else None, n,
-                             _drops(items, f"{mod}:{crop}_{n}", last.get("drop"))))  # fmt: skip
+        kb.crops.append(
+            Crop(
+                _desc(items, f"{mod}:{crop}") if f"{mod}:{crop}" in items else crop.title(),
+                _desc(items, seed) if seed in items else None,
+                n,
+                _drops(items, f"{mod}:{crop}_{n}", last.get("drop")),
+            )
+        )
 
     for b in sorted(registry.get("biomes") or [], key=lambda b: b["name"]):
         name = b["name"]
         if any(s in name for s in ("_under", "_ocean", "_shore", "_dunes")):
             continue
         heat, hum = b.get("heat_point"), b.get("humidity_point")
-        kb.biomes.append(Biome(
-            name.replace("_", " "), _desc(items, b["node_top"]) if b.get("node_top") else None,
-            None if heat is None else ("hot" if heat >= 60 else "cold" if heat <= 35 else "temperate"),
-            None if hum is None else ("wet" if hum >= 65 else "dry" if hum <= 35 else "moderate"),
-        ))  # fmt: skip
+        kb.biomes.append(
+            Biome(
+                name.replace("_", " "),
+                _desc(items, b["node_top"]) if b.get("node_top") else None,
+                None if heat is None else ("hot" if heat >= 60 else "cold" if heat <= 35 else "temperate"),
+                None if hum is None else ("wet" if hum >= 65 else "dry" if hum <= 35 else "moderate"),
+            )
+        )
     return kb
 
 
 # ------------------------------------------------------------------------- minecraft-data
 MC_TIERS = ("wooden", "golden", "stone", "iron", "diamond", "netherite")
-MC_MATERIAL_TOOL = {"rock": "pickaxe", "wood": "axe", "dirt": "shovel", "leaves": "shears",
-                    "web": "sword", "wool": "shears", "melon": "axe"}  # fmt: skip
+MC_MATERIAL_TOOL = {
+    "rock": "pickaxe",
+    "wood": "axe",
+    "dirt": "shovel",
+    "leaves": "shears",
+    "web": "sword",
+    "wool": "shears",
+    "melon": "axe",
+}
 
 
 def from_minecraft_data(version: str = "1.16.5") -> KB:
@@ -246,16 +297,18 @@ def from_minecraft_data(version: str = "1.16.5") -> KB:
     try:
         import minecraft_data
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("data.knowledge.source=minecraft_data needs the `minecraft-data` package: "
-                          "pip install -c constraints.txt minecraft-data") from e  # fmt: skip
+        raise ImportError(
+            "data.knowledge.source=minecraft_data needs the `minecraft-data` package: "
+            "pip install -c constraints.txt minecraft-data"
+        ) from e
     mc = minecraft_data(version)
     by_id = {i["id"]: i for i in mc.items_list}
     name = lambda i: by_id[i]["displayName"] if i in by_id else str(i)  # noqa: E731
     kb = KB(f"minecraft_data-{version}")
-    for rid, variants in sorted(mc.recipes.items(), key=lambda kv: int(kv[0])):
+    for _, variants in sorted(mc.recipes.items(), key=lambda kv: int(kv[0])):
         r = variants[0]
         if "inShape" in r:
-            rows = [[x for x in row] for row in r["inShape"]]
+            rows = [list(row) for row in r["inShape"]]
             cells = [x for row in rows for x in row if x is not None]
             grid = tuple(tuple(name(x) if x is not None else "" for x in row) for row in rows)
         else:
@@ -263,8 +316,14 @@ def from_minecraft_data(version: str = "1.16.5") -> KB:
         if not cells:
             continue
         counts = Counter(name(x) for x in cells)
-        kb.recipes.append(Recipe(name(r["result"]["id"]), int(r["result"].get("count", 1)), tuple(sorted(counts.items())), grid))
-    tool_names = {i["id"]: i["name"] for i in mc.items_list if i["name"].endswith(("_pickaxe", "_axe", "_shovel"))}
+        kb.recipes.append(
+            Recipe(
+                name(r["result"]["id"]), int(r["result"].get("count", 1)), tuple(sorted(counts.items())), grid
+            )
+        )
+    tool_names = {
+        i["id"]: i["name"] for i in mc.items_list if i["name"].endswith(("_pickaxe", "_axe", "_shovel"))
+    }
     loot = {b["block"]: b for b in (mc.blockLoot_list or [])}
     for b in mc.blocks_list:
         if not b.get("diggable") or b.get("hardness") in (None, 0):
@@ -272,17 +331,27 @@ def from_minecraft_data(version: str = "1.16.5") -> KB:
         ht = [tool_names[int(t)] for t in (b.get("harvestTools") or {}) if int(t) in tool_names]
         ht.sort(key=lambda n: MC_TIERS.index(n.split("_")[0]) if n.split("_")[0] in MC_TIERS else 99)
         min_tool = ht[0].replace("_", " ").title() if ht else None
-        drops = tuple(by_id[mc.items_name[d["item"]]["id"]]["displayName"] for d in (loot.get(b["name"]) or {}).get("drops", [])
-                      if d["item"] in mc.items_name)  # fmt: skip
-        kb.blocks.append(Block(b["displayName"], MC_MATERIAL_TOOL.get(b.get("material") or ""), min_tool, drops))
+        drops = tuple(
+            by_id[mc.items_name[d["item"]]["id"]]["displayName"]
+            for d in (loot.get(b["name"]) or {}).get("drops", [])
+            if d["item"] in mc.items_name
+        )
+        kb.blocks.append(
+            Block(b["displayName"], MC_MATERIAL_TOOL.get(b.get("material") or ""), min_tool, drops)
+        )
     for e in mc.entities_list:
         cat = e.get("category") or ""
         if cat not in ("Hostile mobs", "Passive mobs"):
             continue
         loot_e = mc.entityLoot.get(e["name"]) or []
         loot_e = loot_e.get("drops", []) if isinstance(loot_e, dict) else loot_e
-        drops = tuple(mc.items_name[d["item"]]["displayName"] if d["item"] in mc.items_name else d["item"].replace("_", " ")
-                      for d in loot_e if d.get("dropChance", 0) >= 0.5)  # fmt: skip
+        drops = tuple(
+            mc.items_name[d["item"]]["displayName"]
+            if d["item"] in mc.items_name
+            else d["item"].replace("_", " ")
+            for d in loot_e
+            if d.get("dropChance", 0) >= 0.5
+        )
         kb.mobs.append(Mob(e["displayName"], cat == "Hostile mobs", None, None, drops))
     kb.foods = [(f["displayName"], float(f["foodPoints"])) for f in mc.foods_list]
     food_names = {f for f, _ in kb.foods}
@@ -295,8 +364,20 @@ def from_minecraft_data(version: str = "1.16.5") -> KB:
         if b.get("dimension") != "overworld":
             continue
         t = b.get("temperature", 0.5)
-        kb.biomes.append(Biome(b["displayName"], None, "hot" if t >= 1.0 else "cold" if t <= 0.2 else "temperate",
-                               None, b.get("precipitation"), b.get("category")))  # fmt: skip
-    kb.enchantments = [Enchantment(e["displayName"], int(e["maxLevel"]), e["category"].replace("_", " "), bool(e.get("curse")))
-                       for e in mc.enchantments_list]  # fmt: skip
+        kb.biomes.append(
+            Biome(
+                b["displayName"],
+                None,
+                "hot" if t >= 1.0 else "cold" if t <= 0.2 else "temperate",
+                None,
+                b.get("precipitation"),
+                b.get("category"),
+            )
+        )
+    kb.enchantments = [
+        Enchantment(
+            e["displayName"], int(e["maxLevel"]), e["category"].replace("_", " "), bool(e.get("curse"))
+        )
+        for e in mc.enchantments_list
+    ]
     return kb

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jvla.data.schema import normalise, to_1000
+from jvla.data.schema import OBJECT_REF, normalise, to_1000
 
 if TYPE_CHECKING:
     from jvla.config import ReleasedDataConfig
@@ -38,10 +38,15 @@ def _item(it: dict[str, Any]) -> dict[str, Any]:
     kind = it.get("type")
     if kind == "bbox":
         b = [float(v) for v in it["bbox"]]
-        text = f"<|object_ref_start|>{it.get('label') or ''}<|object_ref_end|>{BOX[0]}({to_1000(b[0])},{to_1000(b[1])}),({to_1000(b[2])},{to_1000(b[3])}){BOX[1]}"
+        x0, y0, x1, y1 = (to_1000(v) for v in b)
+        text = f"{OBJECT_REF[0]}{it.get('label') or ''}{OBJECT_REF[1]}{BOX[0]}({x0},{y0}),({x1},{y1}){BOX[1]}"
         return {"type": "text", "text": text}
     if kind == "point":
-        return {"type": "point", "point": [[float(x), float(y)] for x, y in it["point"]], "label": it.get("label")}
+        return {
+            "type": "point",
+            "point": [[float(x), float(y)] for x, y in it["point"]],
+            "label": it.get("label"),
+        }
     if kind == "image":
         return {"type": "image"}
     return {"type": kind, "text": it.get("text")}
@@ -56,14 +61,23 @@ def convert(row: dict[str, Any], image_bytes: list[bytes]) -> dict[str, Any]:
             content = [{"type": "text", "text": content}]
         convs.append({"role": turn["role"], "content": [_item(it) for it in content]})
     src = row.get("source")
-    return normalise({"id": str(row["id"]), "label": list(row.get("label") or []), "conversations": convs,
-                      "image_bytes": image_bytes, "source": src if src else None})  # fmt: skip
+    return normalise(
+        {
+            "id": str(row["id"]),
+            "label": list(row.get("label") or []),
+            "conversations": convs,
+            "image_bytes": image_bytes,
+            "source": src if src else None,
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- minecraft-vla-sft
 def _split_of(path: Path) -> str:
     name = path.name.lower()
-    return "eval" if name.startswith(("valid", "validation", "test")) or "/valid" in path.as_posix() else "train"
+    return (
+        "eval" if name.startswith(("valid", "validation", "test")) or "/valid" in path.as_posix() else "train"
+    )
 
 
 def iter_vla_sft(root: str | Path, split: str, max_rows: int = 0) -> Iterator[dict[str, Any]]:
@@ -129,8 +143,14 @@ def _vlp_kind(stem: str, label: list[str]) -> str | None:
         return "grounding"
     if s.startswith("mc-knowledge-valid"):
         head = (label or ["?"])[0]
-        return {"qa": "knowledge", "caption": "vision", "vqa": "vision", "gui": "grounding", "embody": "grounding",
-                "embodied": "grounding"}.get(head)  # fmt: skip
+        return {
+            "qa": "knowledge",
+            "caption": "vision",
+            "vqa": "vision",
+            "gui": "grounding",
+            "embody": "grounding",
+            "embodied": "grounding",
+        }.get(head)
     return None
 
 
@@ -163,9 +183,14 @@ def build(cfg: ReleasedDataConfig, out_dir: str | Path) -> dict[str, Any]:
 
     out = {}
     if cfg.vla_sft:
-        out["vla_sft"] = save({s: iter_vla_sft(cfg.vla_sft, s, cfg.max_rows) for s in ("train", "eval")}, Path(out_dir) / "vla_sft")
+        out["vla_sft"] = save(
+            {s: iter_vla_sft(cfg.vla_sft, s, cfg.max_rows) for s in ("train", "eval")},
+            Path(out_dir) / "vla_sft",
+        )
     if cfg.vlp:
         for kind in ("knowledge", "vision", "grounding"):
-            out[f"vlp_{kind}"] = save({s: iter_vlp(cfg.vlp, kind, s, cfg.max_rows) for s in ("train", "eval")},
-                                      Path(out_dir) / f"vlp_{kind}")  # fmt: skip
+            out[f"vlp_{kind}"] = save(
+                {s: iter_vlp(cfg.vlp, kind, s, cfg.max_rows) for s in ("train", "eval")},
+                Path(out_dir) / f"vlp_{kind}",
+            )
     return out

@@ -50,15 +50,21 @@ def features():
     """The Hugging Face ``datasets.Features`` of the schema (imports ``datasets`` lazily)."""
     from datasets import Features, List, Value
 
-    item = {"type": Value("string"), "text": Value("string"),
-            "point": List(List(Value("float32"))), "label": Value("string")}  # fmt: skip
-    return Features({
-        "id": Value("string"),
-        "label": List(Value("string")),
-        "conversations": List({"role": Value("string"), "content": List(item)}),
-        "image_bytes": List(Value("binary")),
-        "source": Value("string"),
-    })  # fmt: skip
+    item = {
+        "type": Value("string"),
+        "text": Value("string"),
+        "point": List(List(Value("float32"))),
+        "label": Value("string"),
+    }
+    return Features(
+        {
+            "id": Value("string"),
+            "label": List(Value("string")),
+            "conversations": List({"role": Value("string"), "content": List(item)}),
+            "image_bytes": List(Value("binary")),
+            "source": Value("string"),
+        }
+    )
 
 
 def normalise(sample: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,9 +73,18 @@ def normalise(sample: Mapping[str, Any]) -> dict[str, Any]:
         "id": str(sample["id"]),
         "label": list(sample.get("label") or []),
         "conversations": [
-            {"role": turn["role"], "content": [
-                {"type": it.get("type"), "text": it.get("text"), "point": it.get("point"),
-                 "label": it.get("label")} for it in turn["content"]]}  # fmt: skip
+            {
+                "role": turn["role"],
+                "content": [
+                    {
+                        "type": it.get("type"),
+                        "text": it.get("text"),
+                        "point": it.get("point"),
+                        "label": it.get("label"),
+                    }
+                    for it in turn["content"]
+                ],
+            }
             for turn in sample["conversations"]
         ],
         "image_bytes": list(sample.get("image_bytes") or []),
@@ -102,7 +117,9 @@ def validate(sample: Mapping[str, Any]) -> None:
     n_images = 0
     for i, turn in enumerate(convs):
         if turn.get("role") not in ROLES:
-            raise SampleError(f"{sid}: conversations[{i}].role: expected one of {ROLES}, found {turn.get('role')!r}")
+            raise SampleError(
+                f"{sid}: conversations[{i}].role: expected one of {ROLES}, found {turn.get('role')!r}"
+            )
         for j, it in enumerate(turn.get("content") or []):
             kind = it.get("type")
             where = f"{sid}: conversations[{i}].content[{j}]"
@@ -115,11 +132,15 @@ def validate(sample: Mapping[str, Any]) -> None:
             if kind == "point":
                 pts = it.get("point")
                 if not pts or not all(len(p) == 2 and all(0 <= float(c) <= 100 for c in p) for p in pts):
-                    raise SampleError(f"{where}.point: expected [[x, y], ...] in percent (0-100), found {pts!r}")
+                    raise SampleError(
+                        f"{where}.point: expected [[x, y], ...] in percent (0-100), found {pts!r}"
+                    )
     if not any(t["role"] == "assistant" for t in convs):
         raise SampleError(f"{sid}: conversations: no assistant turn (nothing to learn)")
     if n_images != len(sample.get("image_bytes") or []):
-        raise SampleError(f"{sid}: image_bytes: {len(sample.get('image_bytes') or [])} images for {n_images} image items")
+        raise SampleError(
+            f"{sid}: image_bytes: {len(sample.get('image_bytes') or [])} images for {n_images} image items"
+        )
 
 
 def to_1000(percent: float) -> int:

@@ -63,7 +63,9 @@ def encode_frame(frame, scale: float, quality: int) -> bytes:
 
     im = Image.fromarray(frame)
     if scale != 1.0:
-        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.BOX)
+        im = im.resize(
+            (max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.BOX
+        )
     return encode_image(im, quality=quality)
 
 
@@ -73,8 +75,11 @@ def episode_plan(tasks: list[Task], cfg: TrajectoryDataConfig, seed: int) -> lis
     rng = random.Random(seed)
     for set_name, (_, base) in SETS.items():
         n = cfg.episodes_per_task if set_name == "stage3" else cfg.finetune_episodes_per_task
-        rows = [{"task": t.name, "set": set_name, "seed": seed * 100_000 + base + i * 1_000 + k, "split": "train"}
-                for k, t in enumerate(tasks) for i in range(n)]  # fmt: skip
+        rows = [
+            {"task": t.name, "set": set_name, "seed": seed * 100_000 + base + i * 1_000 + k, "split": "train"}
+            for k, t in enumerate(tasks)
+            for i in range(n)
+        ]
         n_eval = round(cfg.eval_fraction * len(rows))
         if cfg.eval_fraction > 0 and len(rows) > 1:
             n_eval = max(1, n_eval)
@@ -84,8 +89,15 @@ def episode_plan(tasks: list[Task], cfg: TrajectoryDataConfig, seed: int) -> lis
     return plan
 
 
-def record_episodes(env, tasks: list[Task], cfg: TrajectoryDataConfig, space: ActionSpace, seed: int,
-                    scale: float, quality: int) -> Iterator[dict]:  # fmt: skip
+def record_episodes(
+    env,
+    tasks: list[Task],
+    cfg: TrajectoryDataConfig,
+    space: ActionSpace,
+    seed: int,
+    scale: float,
+    quality: int,
+) -> Iterator[dict]:
     """Roll the experts out per :func:`episode_plan`; yield one ``episodes`` row per episode
     (failed ones too when ``success_only`` is False)."""
     from tqdm.auto import tqdm
@@ -102,11 +114,18 @@ def record_episodes(env, tasks: list[Task], cfg: TrajectoryDataConfig, space: Ac
         if cfg.success_only and not traj.success:
             continue
         yield {
-            "id": f"{task.name}-{ep['seed']}", "task": task.name, "category": task.category, "set": ep["set"],
-            "split": ep["split"], "instruction": traj.instruction, "seed": ep["seed"], "success": traj.success,
-            "steps": traj.steps, "frames": [encode_frame(f, scale, quality) for f in traj.frames],
+            "id": f"{task.name}-{ep['seed']}",
+            "task": task.name,
+            "category": task.category,
+            "set": ep["set"],
+            "split": ep["split"],
+            "instruction": traj.instruction,
+            "seed": ep["seed"],
+            "success": traj.success,
+            "steps": traj.steps,
+            "frames": [encode_frame(f, scale, quality) for f in traj.frames],
             "actions": [tok.encode([a]) for a in traj.actions],
-        }  # fmt: skip
+        }
     for name, ok in stats.items():
         log.info("expert %s: %d/%d successful", name, sum(ok), len(ok))
 
@@ -114,11 +133,21 @@ def record_episodes(env, tasks: list[Task], cfg: TrajectoryDataConfig, space: Ac
 def episode_features():
     from datasets import Features, List, Value
 
-    return Features({
-        "id": Value("string"), "task": Value("string"), "category": Value("string"), "set": Value("string"),
-        "split": Value("string"), "instruction": Value("string"), "seed": Value("int64"), "success": Value("bool"),
-        "steps": Value("int64"), "frames": List(Value("binary")), "actions": List(Value("string")),
-    })  # fmt: skip
+    return Features(
+        {
+            "id": Value("string"),
+            "task": Value("string"),
+            "category": Value("string"),
+            "set": Value("string"),
+            "split": Value("string"),
+            "instruction": Value("string"),
+            "seed": Value("int64"),
+            "success": Value("bool"),
+            "steps": Value("int64"),
+            "frames": List(Value("binary")),
+            "actions": List(Value("string")),
+        }
+    )
 
 
 def save_episodes(rows, out_dir: str | Path):
@@ -145,12 +174,22 @@ def samples(episode: dict, history: int, chunk: int, stride: int, null_action: s
                 past_f.append(frames[d])
                 past_a.append("".join(acts[d : d + chunk]))
         msgs = prompts.training_messages(episode["instruction"], past_a, "".join(acts[t : t + chunk]))
-        yield normalise({
-            "id": f"{episode['id']}-{t:04d}", "label": ["trajectory", episode["task"], f"h={history}", f"c={chunk}"],
-            "conversations": msgs, "image_bytes": [*past_f, frames[t]],
-            "source": {"task": episode["task"], "episode": episode["id"], "seed": episode["seed"], "t": t,
-                       "category": episode["category"], "set": episode["set"]},
-        })  # fmt: skip
+        yield normalise(
+            {
+                "id": f"{episode['id']}-{t:04d}",
+                "label": ["trajectory", episode["task"], f"h={history}", f"c={chunk}"],
+                "conversations": msgs,
+                "image_bytes": [*past_f, frames[t]],
+                "source": {
+                    "task": episode["task"],
+                    "episode": episode["id"],
+                    "seed": episode["seed"],
+                    "t": t,
+                    "category": episode["category"],
+                    "set": episode["set"],
+                },
+            }
+        )
 
 
 def chunks_of(params) -> list[int]:
@@ -162,7 +201,9 @@ def chunks_of(params) -> list[int]:
     return sorted(cs or {1})
 
 
-def build(episodes_ds: Any, cfg: TrajectoryDataConfig, chunks: list[int], space: ActionSpace, out_dir: str | Path) -> dict[str, Any]:
+def build(
+    episodes_ds: Any, cfg: TrajectoryDataConfig, chunks: list[int], space: ActionSpace, out_dir: str | Path
+) -> dict[str, Any]:
     """Write ``trajectory_c<c>`` and ``task_c<c>`` for each ``c`` in ``chunks`` into ``out_dir``."""
     from jvla.data.store import save
 
@@ -177,7 +218,9 @@ def build(episodes_ds: Any, cfg: TrajectoryDataConfig, chunks: list[int], space:
                     if m["set"] == set_name and m["split"] == split:
                         yield from samples(episodes_ds[i], cfg.history, c, cfg.stride, null)
 
-            out[f"{prefix}_c{c}"] = save({"train": gen("train"), "eval": gen("eval")}, Path(out_dir) / f"{prefix}_c{c}")
+            out[f"{prefix}_c{c}"] = save(
+                {"train": gen("train"), "eval": gen("eval")}, Path(out_dir) / f"{prefix}_c{c}"
+            )
     return out
 
 

@@ -38,8 +38,19 @@ log = logging.getLogger(__name__)
 
 VQA_CATEGORIES = ("scene", "object", "info", "inventory")
 GROUNDING_CATEGORIES = ("gui", "embodied")
-NEGATIVE_BLOCKS = ("coal_ore", "iron_ore", "gold_ore", "diamond_ore", "furnace", "chest", "crafting_table",
-                   "bookshelf", "obsidian", "gold_block", "diamond_block")  # fmt: skip
+NEGATIVE_BLOCKS = (
+    "coal_ore",
+    "iron_ore",
+    "gold_ore",
+    "diamond_ore",
+    "furnace",
+    "chest",
+    "crafting_table",
+    "bookshelf",
+    "obsidian",
+    "gold_block",
+    "diamond_block",
+)
 NEGATIVE_ITEMS = ("diamond", "iron_ingot", "bread", "stick", "coal", "apple", "torch", "string", "flint")
 GUI_NAMES = {"inventory": "the inventory", "furnace": "a furnace", "crafting_table": "a crafting table"}
 
@@ -48,9 +59,14 @@ def spaced(name: str) -> str:
     return name.replace("_", " ")
 
 
+IRREGULAR_PLURALS = {"sheep": "sheep", "cod": "cod", "salmon": "salmon"}
+
+
 def _plural(name: str, n: int) -> str:
     s = spaced(name)
-    return s if n == 1 else (s if s.endswith("s") else s + "s")
+    if n == 1:
+        return s
+    return IRREGULAR_PLURALS.get(s, s if s.endswith("s") else s + "s")
 
 
 def _list(names: list[str]) -> str:
@@ -71,77 +87,242 @@ def vqa_items(a: dict, rng: random.Random) -> list[dict]:
     tod = a.get("time_of_day")
     if tod is not None and not (0.2 < tod < 0.25 or 0.75 < tod < 0.8):  # skip dawn / dusk
         day = 0.25 <= tod <= 0.75
-        out.append(_qa("scene", ("What time of day is it?", "Is it day or night?", "Is it daytime or night-time in this image?"),
-                       "It is day." if day else "It is night.", "keywords", keywords=["day" if day else "night"]))  # fmt: skip
+        out.append(
+            _qa(
+                "scene",
+                (
+                    "What time of day is it?",
+                    "Is it day or night?",
+                    "Is it daytime or night-time in this image?",
+                ),
+                "It is day." if day else "It is night.",
+                "keywords",
+                keywords=["day" if day else "night"],
+            )
+        )
     if a.get("weather"):
         rain = a["weather"] == "rain"
-        out.append(_qa("scene", ("Is it raining?", "Is there rain in this scene?", "Is the weather rainy?"),
-                       "Yes, it is raining." if rain else "No, the weather is clear.", "yesno", answers=["yes" if rain else "no"]))  # fmt: skip
+        out.append(
+            _qa(
+                "scene",
+                ("Is it raining?", "Is there rain in this scene?", "Is the weather rainy?"),
+                "Yes, it is raining." if rain else "No, the weather is clear.",
+                "yesno",
+                answers=["yes" if rain else "no"],
+            )
+        )
     if a.get("biome"):
         b = spaced(a["biome"])
-        out.append(_qa("scene", ("Which biome is the player in?", "What biome is this?", "What biome do you think the player is currently in?"),
-                       f"The {b} biome.", "keywords", keywords=[b]))  # fmt: skip
+        out.append(
+            _qa(
+                "scene",
+                (
+                    "Which biome is the player in?",
+                    "What biome is this?",
+                    "What biome do you think the player is currently in?",
+                ),
+                f"The {b} biome.",
+                "keywords",
+                keywords=[b],
+            )
+        )
     if not a.get("gui"):
         mobs = Counter(o["name"] for o in a["objects"] if o["kind"] == "mob")
-        hostile = Counter({k: v for k, v in mobs.items() if k in {o["name"] for o in a["objects"] if o.get("hostile")}})
+        hostile = Counter(
+            {k: v for k, v in mobs.items() if k in {o["name"] for o in a["objects"] if o.get("hostile")}}
+        )
         if hostile:
             ans = f"Yes, there {'is' if sum(hostile.values()) == 1 else 'are'} {_counted(hostile)}."
         elif mobs:
             ans = f"No, there {'is' if sum(mobs.values()) == 1 else 'are'} only {_counted(mobs)}."
         else:
             ans = "No, there are no mobs in view."
-        out.append(_qa("object", ("Are there any hostile mobs in the picture?", "Is there a hostile mob in view?",
-                                  "Can you see any monsters?"), ans, "yesno", answers=["yes" if hostile else "no"]))  # fmt: skip
+        out.append(
+            _qa(
+                "object",
+                (
+                    "Are there any hostile mobs in the picture?",
+                    "Is there a hostile mob in view?",
+                    "Can you see any monsters?",
+                ),
+                ans,
+                "yesno",
+                answers=["yes" if hostile else "no"],
+            )
+        )
         for name, n in mobs.items():
-            out.append(_qa("object", (f"How many {_plural(name, 2)} can you see?", f"How many {_plural(name, 2)} are in the picture?",
-                                      f"Count the {_plural(name, 2)} in view."), f"{n}.", "number", answers=[str(n)]))  # fmt: skip
+            out.append(
+                _qa(
+                    "object",
+                    (
+                        f"How many {_plural(name, 2)} can you see?",
+                        f"How many {_plural(name, 2)} are in the picture?",
+                        f"Count the {_plural(name, 2)} in view.",
+                    ),
+                    f"{n}.",
+                    "number",
+                    answers=[str(n)],
+                )
+            )
         if mobs:
-            out.append(_qa("object", ("Which mobs are visible?", "What animals or monsters can you see?", "Name the mobs in view."),
-                           f"{_counted(mobs).capitalize()}.", "keywords", keywords=[spaced(k) for k in mobs]))  # fmt: skip
+            out.append(
+                _qa(
+                    "object",
+                    (
+                        "Which mobs are visible?",
+                        "What animals or monsters can you see?",
+                        "Name the mobs in view.",
+                    ),
+                    f"{_counted(mobs).capitalize()}.",
+                    "keywords",
+                    keywords=[spaced(k) for k in mobs],
+                )
+            )
         blocks = sorted({o["name"] for o in a["objects"] if o["kind"] == "block"})
         for name in blocks[:3]:
-            out.append(_qa("object", (f"Is there {spaced(name)} in view?", f"Can you see any {spaced(name)}?", f"Is any {spaced(name)} visible?"),
-                           f"Yes, there is {spaced(name)} in view.", "yesno", answers=["yes"]))  # fmt: skip
+            out.append(
+                _qa(
+                    "object",
+                    (
+                        f"Is there {spaced(name)} in view?",
+                        f"Can you see any {spaced(name)}?",
+                        f"Is any {spaced(name)} visible?",
+                    ),
+                    f"Yes, there is {spaced(name)} in view.",
+                    "yesno",
+                    answers=["yes"],
+                )
+            )
         seen_all = {o["name"] for o in a["objects"]}
         neg = [b for b in NEGATIVE_BLOCKS if b not in seen_all and b not in a.get("near", ())]
         if neg:
             name = rng.choice(neg)
-            out.append(_qa("object", (f"Is there {spaced(name)} in view?", f"Can you see any {spaced(name)}?", f"Is any {spaced(name)} visible?"),
-                           f"No, there is no {spaced(name)} in view.", "yesno", answers=["no"]))  # fmt: skip
+            out.append(
+                _qa(
+                    "object",
+                    (
+                        f"Is there {spaced(name)} in view?",
+                        f"Can you see any {spaced(name)}?",
+                        f"Is any {spaced(name)} visible?",
+                    ),
+                    f"No, there is no {spaced(name)} in view.",
+                    "yesno",
+                    answers=["no"],
+                )
+            )
         if a.get("pointed"):
             p = spaced(a["pointed"])
-            out.append(_qa("object", ("What block is the player looking at?", "Which block is under the crosshair?",
-                                      "What is the player aiming at?"), f"The player is looking at {p}.", "keywords", keywords=[p]))  # fmt: skip
+            out.append(
+                _qa(
+                    "object",
+                    (
+                        "What block is the player looking at?",
+                        "Which block is under the crosshair?",
+                        "What is the player aiming at?",
+                    ),
+                    f"The player is looking at {p}.",
+                    "keywords",
+                    keywords=[p],
+                )
+            )
     if a.get("hp") is not None:
         hp, full = a["hp"], a["hp"] >= a.get("hp_max", 20)
-        out.append(_qa("info", ("Is the player's health full?", "Does the player have full health?", "Is the health bar full?"),
-                       "Yes." if full else f"No, the player has {hp:g} of {a.get('hp_max', 20):g} health points.", "yesno",
-                       answers=["yes" if full else "no"]))  # fmt: skip
+        out.append(
+            _qa(
+                "info",
+                (
+                    "Is the player's health full?",
+                    "Does the player have full health?",
+                    "Is the health bar full?",
+                ),
+                "Yes." if full else f"No, the player has {hp:g} of {a.get('hp_max', 20):g} health points.",
+                "yesno",
+                answers=["yes" if full else "no"],
+            )
+        )
     if not a.get("gui") and a.get("hotbar"):
         held = spaced(a.get("wielded") or "")
-        out.append(_qa("info", ("What is the player holding?", "Which item is in the player's hand?", "What item is selected in the hotbar?"),
-                       f"The player is holding {held}." if held else "Nothing, the hand is empty.", "keywords",
-                       keywords=[held] if held else ["nothing"]))  # fmt: skip
-        out.append(_qa("info", ("Which hotbar slot is selected?", "What is the number of the selected hotbar slot?",
-                                "Which slot of the hotbar is highlighted?"), f"Slot {a['selected'] + 1}.", "number",
-                       answers=[str(a["selected"] + 1)]))  # fmt: skip
+        out.append(
+            _qa(
+                "info",
+                (
+                    "What is the player holding?",
+                    "Which item is in the player's hand?",
+                    "What item is selected in the hotbar?",
+                ),
+                f"The player is holding {held}." if held else "Nothing, the hand is empty.",
+                "keywords",
+                keywords=[held] if held else ["nothing"],
+            )
+        )
+        out.append(
+            _qa(
+                "info",
+                (
+                    "Which hotbar slot is selected?",
+                    "What is the number of the selected hotbar slot?",
+                    "Which slot of the hotbar is highlighted?",
+                ),
+                f"Slot {a['selected'] + 1}.",
+                "number",
+                answers=[str(a["selected"] + 1)],
+            )
+        )
     if a.get("gui"):
         gname = GUI_NAMES.get(a["gui"], a["gui"])
-        out.append(_qa("inventory", ("Which screen is open?", "What GUI is the player looking at?", "Which interface is open?"),
-                       f"{gname.capitalize()}.", "keywords", keywords=[spaced(a["gui"])]))  # fmt: skip
+        out.append(
+            _qa(
+                "inventory",
+                ("Which screen is open?", "What GUI is the player looking at?", "Which interface is open?"),
+                f"{gname.capitalize()}.",
+                "keywords",
+                keywords=[spaced(a["gui"])],
+            )
+        )
         inv = a.get("inventory") or {}
         for name in sorted(inv)[:4]:
-            out.append(_qa("inventory", (f"Is there any {spaced(name)} in the inventory?", f"Does the inventory contain {spaced(name)}?",
-                                         f"Do you have {spaced(name)}?"), f"Yes, there are {inv[name]} {spaced(name)} in the inventory.",
-                           "yesno", answers=["yes"]))  # fmt: skip
-            out.append(_qa("inventory", (f"How many {spaced(name)} are in the inventory?", f"How much {spaced(name)} does the player have?",
-                                         f"Count the {spaced(name)} in the inventory."), f"{inv[name]}.", "number", answers=[str(inv[name])]))  # fmt: skip
+            out.append(
+                _qa(
+                    "inventory",
+                    (
+                        f"Is there any {spaced(name)} in the inventory?",
+                        f"Does the inventory contain {spaced(name)}?",
+                        f"Do you have {spaced(name)}?",
+                    ),
+                    f"Yes, there are {inv[name]} {spaced(name)} in the inventory.",
+                    "yesno",
+                    answers=["yes"],
+                )
+            )
+            out.append(
+                _qa(
+                    "inventory",
+                    (
+                        f"How many {spaced(name)} are in the inventory?",
+                        f"How much {spaced(name)} does the player have?",
+                        f"Count the {spaced(name)} in the inventory.",
+                    ),
+                    f"{inv[name]}.",
+                    "number",
+                    answers=[str(inv[name])],
+                )
+            )
         neg = [x for x in NEGATIVE_ITEMS if x not in inv]
         if neg:
             name = rng.choice(neg)
-            out.append(_qa("inventory", (f"Is there any {spaced(name)} in the inventory?", f"Does the inventory contain {spaced(name)}?",
-                                         f"Do you have {spaced(name)}?"), f"No, there is no {spaced(name)} in the inventory.",
-                           "yesno", answers=["no"]))  # fmt: skip
+            out.append(
+                _qa(
+                    "inventory",
+                    (
+                        f"Is there any {spaced(name)} in the inventory?",
+                        f"Does the inventory contain {spaced(name)}?",
+                        f"Do you have {spaced(name)}?",
+                    ),
+                    f"No, there is no {spaced(name)} in the inventory.",
+                    "yesno",
+                    answers=["no"],
+                )
+            )
     return out
 
 
@@ -150,12 +331,16 @@ def caption(a: dict) -> str:
     parts = []
     tod = a.get("time_of_day")
     when = "" if tod is None else (" during the day" if 0.25 <= tod <= 0.75 else " at night")
-    parts.append(f"A first-person view of the player{when}" + (" in the rain." if a.get("weather") == "rain" else "."))
+    parts.append(
+        f"A first-person view of the player{when}" + (" in the rain." if a.get("weather") == "rain" else ".")
+    )
     if a.get("gui"):
         parts.append(f"{GUI_NAMES.get(a['gui'], a['gui']).capitalize()} is open.")
         inv = a.get("inventory") or {}
         if inv:
-            parts.append(f"The inventory holds {_list([f'{n} {spaced(k)}' for k, n in sorted(inv.items())][:6])}.")
+            parts.append(
+                f"The inventory holds {_list([f'{n} {spaced(k)}' for k, n in sorted(inv.items())][:6])}."
+            )
     else:
         mobs = Counter(o["name"] for o in a["objects"] if o["kind"] == "mob")
         blocks = sorted({o["name"] for o in a["objects"] if o["kind"] == "block"})
@@ -172,9 +357,18 @@ def caption(a: dict) -> str:
     return " ".join(parts)
 
 
-CAPTION_QUESTIONS = ("Describe the image.", "What do you see in this screenshot?", "Give a short caption of this game scene.",
-                     "Describe what the player sees.")  # fmt: skip
-POINT_QUESTIONS = ("Point to the {}.", "Point the {}.", "Where is the {}? Answer with a point.", "Locate the {} in the image.")
+CAPTION_QUESTIONS = (
+    "Describe the image.",
+    "What do you see in this screenshot?",
+    "Give a short caption of this game scene.",
+    "Describe what the player sees.",
+)
+POINT_QUESTIONS = (
+    "Point to the {}.",
+    "Point the {}.",
+    "Where is the {}? Answer with a point.",
+    "Locate the {} in the image.",
+)
 
 
 def grounding_targets(a: dict, cfg: GroundingDataConfig, scale: float = 1.0) -> list[dict]:
@@ -191,10 +385,15 @@ def grounding_targets(a: dict, cfg: GroundingDataConfig, scale: float = 1.0) -> 
     out = []
     for name, objs in sorted(by_name.items()):
         objs = sorted(objs, key=lambda o: o.get("depth", 0))
-        out.append({"label": name, "category": "gui" if a.get("gui") else "embodied",
-                    "points_pct": [to_percent(o["point"], w, h) for o in objs[: cfg.max_points]],
-                    "points": [list(to_thousandths(o["point"], w, h)) for o in objs],
-                    "boxes": [box_to_thousandths(o["box"], w, h) for o in objs]})  # fmt: skip
+        out.append(
+            {
+                "label": name,
+                "category": "gui" if a.get("gui") else "embodied",
+                "points_pct": [to_percent(o["point"], w, h) for o in objs[: cfg.max_points]],
+                "points": [list(to_thousandths(o["point"], w, h)) for o in objs],
+                "boxes": [box_to_thousandths(o["box"], w, h) for o in objs],
+            }
+        )
     return out
 
 
@@ -207,8 +406,15 @@ def _assistant_text(text: str) -> dict:
     return {"role": "assistant", "content": [{"type": "text", "text": text}]}
 
 
-def samples_for_frame(image: bytes, a: dict, split: str, vcfg: VisionDataConfig, gcfg: GroundingDataConfig,
-                      rng: random.Random, backend: str) -> tuple[list[dict], list[dict]]:  # fmt: skip
+def samples_for_frame(
+    image: bytes,
+    a: dict,
+    split: str,
+    vcfg: VisionDataConfig,
+    gcfg: GroundingDataConfig,
+    rng: random.Random,
+    backend: str,
+) -> tuple[list[dict], list[dict]]:
     """(vision samples, grounding samples) of one frame for ``split`` (``train`` or ``eval``)."""
     src = {"scene": a["scene"], "step": a["step"], "backend": backend}
     fid = f"{a['scene']}-{a['step']:05d}"
@@ -221,38 +427,102 @@ def samples_for_frame(image: bytes, a: dict, split: str, vcfg: VisionDataConfig,
             for it in items[: vcfg.vqa_per_frame]:
                 conv += [_user(rng.choice(it["questions"]), image=first), _assistant_text(it["answer"])]
                 first = False
-            vision.append({"id": f"vqa-{fid}", "label": ["vqa", backend, "generated"], "conversations": conv,
-                           "image_bytes": [image], "source": {**src, "categories": sorted({i["category"] for i in items[: vcfg.vqa_per_frame]})}})  # fmt: skip
+            vision.append(
+                {
+                    "id": f"vqa-{fid}",
+                    "label": ["vqa", backend, "generated"],
+                    "conversations": conv,
+                    "image_bytes": [image],
+                    "source": {
+                        **src,
+                        "categories": sorted({i["category"] for i in items[: vcfg.vqa_per_frame]}),
+                    },
+                }
+            )
         if rng.random() < vcfg.caption_fraction:
-            vision.append({"id": f"cap-{fid}", "label": ["caption", backend, "generated"], "image_bytes": [image], "source": src,
-                           "conversations": [_user(rng.choice(CAPTION_QUESTIONS), image=True), _assistant_text(caption(a))]})  # fmt: skip
+            vision.append(
+                {
+                    "id": f"cap-{fid}",
+                    "label": ["caption", backend, "generated"],
+                    "image_bytes": [image],
+                    "source": src,
+                    "conversations": [
+                        _user(rng.choice(CAPTION_QUESTIONS), image=True),
+                        _assistant_text(caption(a)),
+                    ],
+                }
+            )
     else:
         for k, it in enumerate(items):
             q = rng.choice(it["questions"])
-            ref = {"kind": "text", "category": it["category"], "question": q, "answer": it["answer"], "match": it["match"],
-                   "answers": it.get("answers") or [it["answer"]], "keywords": it.get("keywords") or []}  # fmt: skip
-            vision.append({"id": f"vqa-{fid}-{k}", "label": ["vqa", backend, it["category"]], "image_bytes": [image],
-                           "conversations": [_user(q, image=True), _assistant_text(it["answer"])], "source": {**src, "ref": ref}})  # fmt: skip
+            ref = {
+                "kind": "text",
+                "category": it["category"],
+                "question": q,
+                "answer": it["answer"],
+                "match": it["match"],
+                "answers": it.get("answers") or [it["answer"]],
+                "keywords": it.get("keywords") or [],
+            }
+            vision.append(
+                {
+                    "id": f"vqa-{fid}-{k}",
+                    "label": ["vqa", backend, it["category"]],
+                    "image_bytes": [image],
+                    "conversations": [_user(q, image=True), _assistant_text(it["answer"])],
+                    "source": {**src, "ref": ref},
+                }
+            )
     targets = grounding_targets(a, gcfg)
     rng.shuffle(targets)
     if split == "train" and targets:
         conv, first = [], True
         for t in targets[: gcfg.queries_per_frame]:
-            conv += [_user(rng.choice(POINT_QUESTIONS).format(t["label"]), image=first),
-                     {"role": "assistant", "content": [{"type": "point", "point": t["points_pct"], "label": t["label"]}]}]  # fmt: skip
+            conv += [
+                _user(rng.choice(POINT_QUESTIONS).format(t["label"]), image=first),
+                {
+                    "role": "assistant",
+                    "content": [{"type": "point", "point": t["points_pct"], "label": t["label"]}],
+                },
+            ]
             first = False
         cat = "gui" if a.get("gui") else "embodied"
-        grounding.append({"id": f"pt-{fid}", "label": ["grounding", backend, cat, "point"], "conversations": conv,
-                          "image_bytes": [image], "source": src})  # fmt: skip
+        grounding.append(
+            {
+                "id": f"pt-{fid}",
+                "label": ["grounding", backend, cat, "point"],
+                "conversations": conv,
+                "image_bytes": [image],
+                "source": src,
+            }
+        )
     elif split == "eval":
         for k, t in enumerate(targets[: gcfg.queries_per_frame]):
             q = rng.choice(POINT_QUESTIONS).format(t["label"])
-            ref = {"kind": "point", "category": t["category"], "question": q, "label": t["label"], "boxes": t["boxes"],
-                   "points": t["points"], "radius": gcfg.radius}  # fmt: skip
-            grounding.append({"id": f"pt-{fid}-{k}", "label": ["grounding", backend, t["category"], "point"], "image_bytes": [image],
-                              "conversations": [_user(q, image=True), {"role": "assistant", "content": [
-                                  {"type": "point", "point": t["points_pct"], "label": t["label"]}]}],
-                              "source": {**src, "ref": ref}})  # fmt: skip
+            ref = {
+                "kind": "point",
+                "category": t["category"],
+                "question": q,
+                "label": t["label"],
+                "boxes": t["boxes"],
+                "points": t["points"],
+                "radius": gcfg.radius,
+            }
+            grounding.append(
+                {
+                    "id": f"pt-{fid}-{k}",
+                    "label": ["grounding", backend, t["category"], "point"],
+                    "image_bytes": [image],
+                    "conversations": [
+                        _user(q, image=True),
+                        {
+                            "role": "assistant",
+                            "content": [{"type": "point", "point": t["points_pct"], "label": t["label"]}],
+                        },
+                    ],
+                    "source": {**src, "ref": ref},
+                }
+            )
     return [normalise(s) for s in vision], [normalise(s) for s in grounding]
 
 
@@ -263,8 +533,14 @@ def eval_scenes(scenes: list[str], fraction: float, seed: int) -> set[str]:
     return set(random.Random(seed).sample(uniq, n))
 
 
-def build(frames_ds: Any, vcfg: VisionDataConfig, gcfg: GroundingDataConfig, eval_fraction: float,
-          out_dir: str | Path, seed: int) -> dict[str, Any]:  # fmt: skip
+def build(
+    frames_ds: Any,
+    vcfg: VisionDataConfig,
+    gcfg: GroundingDataConfig,
+    eval_fraction: float,
+    out_dir: str | Path,
+    seed: int,
+) -> dict[str, Any]:
     """Generate ``vision`` and ``grounding`` into ``out_dir`` from the ``frames`` dataset."""
     import json
 
@@ -273,10 +549,15 @@ def build(frames_ds: Any, vcfg: VisionDataConfig, gcfg: GroundingDataConfig, eva
     anns = [json.loads(x) for x in frames_ds["annotation"]]
     held = eval_scenes([a["scene"] for a in anns], eval_fraction, seed)
     rng = random.Random(seed)
-    out: dict[str, dict[str, list]] = {"vision": {"train": [], "eval": []}, "grounding": {"train": [], "eval": []}}
+    out: dict[str, dict[str, list]] = {
+        "vision": {"train": [], "eval": []},
+        "grounding": {"train": [], "eval": []},
+    }
     for i, a in enumerate(anns):
         split = "eval" if a["scene"] in held else "train"
-        v, g = samples_for_frame(frames_ds[i]["image"], a, split, vcfg, gcfg, rng, a.get("backend", "minetest"))
+        v, g = samples_for_frame(
+            frames_ds[i]["image"], a, split, vcfg, gcfg, rng, a.get("backend", "minetest")
+        )
         out["vision"][split] += v
         out["grounding"][split] += g
     return {name: save(splits, Path(out_dir) / name) for name, splits in out.items()}
