@@ -94,7 +94,8 @@ def build_all(
             ``released``.
 
     Returns:
-        ``{"cards": {name: card}, "wall_s": {kind: seconds}}``.
+        ``{"cards": {name: card}, "wall_s": {step: seconds}, "experts": {task: {episodes,
+        successes, errors, wall_s}}}``.
     """
     from jvla.actions import ActionSpace
     from jvla.data import knowledge, trajectories, vision
@@ -133,7 +134,15 @@ def build_all(
         if "knowledge" in kinds:
             t0 = time.monotonic()
             if d.knowledge.source == "minetest" and registry is None:
-                registry = env.dump_registry()
+                if hasattr(env, "dump_registry"):
+                    registry = env.dump_registry()
+                elif (out / "registry.json").exists():  # e.g. a FakeEnv run after a game run
+                    registry = json.loads((out / "registry.json").read_text())
+                else:
+                    raise ValueError(
+                        "data.knowledge.source=minetest needs the game's registry: run with the Minetest "
+                        "backend, pass registry=, or put a registry.json dump in the output folder"
+                    )
             if registry is not None:
                 (out / "registry.json").write_text(json.dumps(registry, sort_keys=True))
             dd = knowledge.build(d.knowledge, registry, out / "knowledge", seed)
@@ -168,12 +177,16 @@ def build_all(
         if "trajectories" in kinds:
             t0 = time.monotonic()
             tasks = tasks_for(env, params)
+            expert_stats: dict[str, Any] = {}
             rows = trajectories.record_episodes(
-                env, tasks, d.trajectories, space, seed, d.image_scale, d.jpeg_quality
+                env, tasks, d.trajectories, space, seed, d.image_scale, d.jpeg_quality, expert_stats
             )
             episodes = trajectories.save_episodes(rows, out / "episodes")
             wall["episodes"] = time.monotonic() - t0
             summ = trajectories.summary(episodes)
+            experts = {
+                k: {kk: vv for kk, vv in v.items() if kk != "wall_s"} for k, v in sorted(expert_stats.items())
+            }
             write_card(
                 "episodes",
                 out / "episodes",
@@ -181,7 +194,7 @@ def build_all(
                 to_dict(d.trajectories),
                 seed,
                 results,
-                {"tasks": [t.name for t in tasks]},
+                {"tasks": [t.name for t in tasks], "experts": experts},
             )
             t0 = time.monotonic()
             dds = trajectories.build(episodes, d.trajectories, trajectories.chunks_of(params), space, out)
@@ -196,4 +209,36 @@ def build_all(
             card(name, dd, d.released)
         wall["released"] = time.monotonic() - t0
     log.info("data stage wall time (s): %s", {k: round(v, 1) for k, v in wall.items()})
-    return {"cards": cards, "wall_s": wall}
+    return {"cards": cards, "wall_s": wall, "experts": expert_stats if "trajectories" in kinds else {}}
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """``python -m jvla.data.build [--profile P] [--out DIR] [--kinds ...] [--fake]``."""
+    import argparse
+
+    from jvla import config
+    from jvla.paths import DATA_DIR
+
+    ap = argparse.ArgumentParser(
+        description="Generate the post-training datasets and eval sets (jvla data stage)."
+    )
+    ap.add_argument("--profile", default=None, help="params profile (default: the file's)")
+    ap.add_argument("--out", default=str(DATA_DIR), help="output folder of the datasets")
+    ap.add_argument("--results", default=None, help="folder of the cards (default results/data)")
+    ap.add_argument("--kinds", nargs="*", default=list(KINDS), choices=KINDS)
+    ap.add_argument("--fake", action="store_true", help="use the in-process FakeEnv (no game)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    params = config.load(profile=args.profile)
+    factory = None
+    if args.fake:
+        from jvla.envs.fake import FakeEnv
+
+        factory = lambda: FakeEnv(width=params.env.width, height=params.env.height, seed=params.seed)  # noqa: E731
+    res = build_all(params, args.out, env_factory=factory, results_dir=args.results, kinds=args.kinds)
+    print(json.dumps({"wall_s": {k: round(v, 1) for k, v in res["wall_s"].items()}}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

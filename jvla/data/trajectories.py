@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,20 +96,47 @@ def record_episodes(
     seed: int,
     scale: float,
     quality: int,
+    stats: dict[str, Any] | None = None,
 ) -> Iterator[dict]:
     """Roll the experts out per :func:`episode_plan`; yield one ``episodes`` row per episode
-    (failed ones too when ``success_only`` is False)."""
+    (failed ones too when ``success_only`` is False).
+
+    ``stats`` (if given) is filled per task with ``episodes``, ``successes``, ``errors`` (expert
+    exceptions: the episode counts as failed and recording goes on) and ``wall_s``."""
+    import time
+
     from tqdm.auto import tqdm
 
+    from jvla.envs.base import EnvCrashed
     from jvla.experts import make_expert, rollout
 
     tok = token_strings(space)
     by_name = {t.name: t for t in tasks}
-    stats: dict[str, list[bool]] = defaultdict(list)
+    stats = stats if stats is not None else {}
     for ep in tqdm(episode_plan(tasks, cfg, seed), desc="expert episodes", unit="ep"):
         task = by_name[ep["task"]]
-        traj = rollout(env, task, make_expert(task, space), seed=ep["seed"], max_steps=cfg.max_steps or None)
-        stats[task.name].append(traj.success)
+        st = stats.setdefault(task.name, {"episodes": 0, "successes": 0, "errors": 0, "wall_s": 0.0})
+        st["episodes"] += 1
+        t0 = time.monotonic()
+        try:
+            traj = rollout(
+                env, task, make_expert(task, space), seed=ep["seed"], max_steps=cfg.max_steps or None
+            )
+        except EnvCrashed:
+            raise
+        except Exception as e:  # an expert bug must not lose the whole data stage
+            log.warning(
+                "expert %s seed %d raised %s: %s (episode dropped)",
+                task.name,
+                ep["seed"],
+                type(e).__name__,
+                e,
+            )
+            st["errors"] += 1
+            st["wall_s"] = round(st["wall_s"] + time.monotonic() - t0, 1)
+            continue
+        st["wall_s"] = round(st["wall_s"] + time.monotonic() - t0, 1)
+        st["successes"] += int(traj.success)
         if cfg.success_only and not traj.success:
             continue
         yield {
@@ -126,8 +152,10 @@ def record_episodes(
             "frames": [encode_frame(f, scale, quality) for f in traj.frames],
             "actions": [tok.encode([a]) for a in traj.actions],
         }
-    for name, ok in stats.items():
-        log.info("expert %s: %d/%d successful", name, sum(ok), len(ok))
+    for name, st in stats.items():
+        log.info(
+            "expert %s: %d/%d successful (%d errors)", name, st["successes"], st["episodes"], st["errors"]
+        )
 
 
 def episode_features():

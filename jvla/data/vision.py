@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jvla.data.geometry import box_to_thousandths, to_percent, to_thousandths
+from jvla.data.grounding import grounding_samples
 from jvla.data.schema import normalise
 
 if TYPE_CHECKING:
@@ -363,38 +363,6 @@ CAPTION_QUESTIONS = (
     "Give a short caption of this game scene.",
     "Describe what the player sees.",
 )
-POINT_QUESTIONS = (
-    "Point to the {}.",
-    "Point the {}.",
-    "Where is the {}? Answer with a point.",
-    "Locate the {} in the image.",
-)
-
-
-def grounding_targets(a: dict, cfg: GroundingDataConfig, scale: float = 1.0) -> list[dict]:
-    """Labels to point at in one frame: instances grouped by name, nearest first, boxes at least
-    ``min_box_px`` wide and tall and at least ``min_visible`` unoccluded."""
-    w, h = a["width"], a["height"]
-    cands = a["gui_items"] if a.get("gui") else a["objects"]
-    by_name: dict[str, list[dict]] = {}
-    for o in cands:
-        b = o["box"]
-        if min(b[2] - b[0], b[3] - b[1]) < cfg.min_box_px or o.get("visible", 1.0) < cfg.min_visible:
-            continue
-        by_name.setdefault(o["name"], []).append(o)
-    out = []
-    for name, objs in sorted(by_name.items()):
-        objs = sorted(objs, key=lambda o: o.get("depth", 0))
-        out.append(
-            {
-                "label": name,
-                "category": "gui" if a.get("gui") else "embodied",
-                "points_pct": [to_percent(o["point"], w, h) for o in objs[: cfg.max_points]],
-                "points": [list(to_thousandths(o["point"], w, h)) for o in objs],
-                "boxes": [box_to_thousandths(o["box"], w, h) for o in objs],
-            }
-        )
-    return out
 
 
 def _user(text: str, image: bool = False) -> dict:
@@ -418,7 +386,7 @@ def samples_for_frame(
     """(vision samples, grounding samples) of one frame for ``split`` (``train`` or ``eval``)."""
     src = {"scene": a["scene"], "step": a["step"], "backend": backend}
     fid = f"{a['scene']}-{a['step']:05d}"
-    vision, grounding = [], []
+    vision = []
     items = vqa_items(a, rng)
     rng.shuffle(items)
     if split == "train":
@@ -473,57 +441,8 @@ def samples_for_frame(
                     "source": {**src, "ref": ref},
                 }
             )
-    targets = grounding_targets(a, gcfg)
-    rng.shuffle(targets)
-    if split == "train" and targets:
-        conv, first = [], True
-        for t in targets[: gcfg.queries_per_frame]:
-            conv += [
-                _user(rng.choice(POINT_QUESTIONS).format(t["label"]), image=first),
-                {
-                    "role": "assistant",
-                    "content": [{"type": "point", "point": t["points_pct"], "label": t["label"]}],
-                },
-            ]
-            first = False
-        cat = "gui" if a.get("gui") else "embodied"
-        grounding.append(
-            {
-                "id": f"pt-{fid}",
-                "label": ["grounding", backend, cat, "point"],
-                "conversations": conv,
-                "image_bytes": [image],
-                "source": src,
-            }
-        )
-    elif split == "eval":
-        for k, t in enumerate(targets[: gcfg.queries_per_frame]):
-            q = rng.choice(POINT_QUESTIONS).format(t["label"])
-            ref = {
-                "kind": "point",
-                "category": t["category"],
-                "question": q,
-                "label": t["label"],
-                "boxes": t["boxes"],
-                "points": t["points"],
-                "radius": gcfg.radius,
-            }
-            grounding.append(
-                {
-                    "id": f"pt-{fid}-{k}",
-                    "label": ["grounding", backend, t["category"], "point"],
-                    "image_bytes": [image],
-                    "conversations": [
-                        _user(q, image=True),
-                        {
-                            "role": "assistant",
-                            "content": [{"type": "point", "point": t["points_pct"], "label": t["label"]}],
-                        },
-                    ],
-                    "source": {**src, "ref": ref},
-                }
-            )
-    return [normalise(s) for s in vision], [normalise(s) for s in grounding]
+    grounding = [] if gcfg is None else grounding_samples(image, a, split, gcfg, rng, backend, src, fid)
+    return [normalise(s) for s in vision], grounding
 
 
 def eval_scenes(scenes: list[str], fraction: float, seed: int) -> set[str]:
