@@ -75,6 +75,7 @@ class MinetestEnv:
         self.tick = 1.0 / params.env.tick_hz
         self.space = ActionSpace.from_config(params.action)
         self.record_state = record_state
+        self.step_timeout_s = self.cfg.step_timeout_s  # watchdog: no new game state for this long = hung
         self.fov = fov_degrees(self.cfg.fov, self.width, self.height)
         self._display, self._port = display, port
         self.game: GameProcess | None = None
@@ -232,14 +233,17 @@ class MinetestEnv:
         if not self.alive:
             raise EnvCrashed(f"the Minetest client is not running: {self.game.describe_death()}")
         ActionSpace.validate_env_action(action)
+        t0 = time.monotonic()
         try:
             self._apply(action)
-            now = time.monotonic()
-            if self._next_tick > now:
-                time.sleep(self._next_tick - now)
+            t1 = time.monotonic()
+            late = t1 > self._next_tick
+            if not late:
+                time.sleep(self._next_tick - t1)
                 self._next_tick += self.tick
             else:  # late: do not try to catch up, the game runs in real time anyway
-                self._next_tick = now + self.tick
+                self._next_tick = t1 + self.tick
+            t2 = time.monotonic()
             frame = self._frame_raw()
             gui_open = self.capture.cursor_visible()
         except EnvCrashed:
@@ -258,6 +262,9 @@ class MinetestEnv:
         reward = self.tracker.update(info)
         terminated = self.tracker.done
         truncated = self.steps >= self.task.max_steps
+        #: seconds of this step spent working (input, capture, state; not waiting for the tick),
+        #: and whether the step started after its tick had passed (the caller was too slow).
+        self.last_step_timing = {"work_s": (t1 - t0) + (time.monotonic() - t2), "late": late}
         return {"image": frame}, reward, terminated, truncated, info
 
     # ------------------------------------------------------------------------------ privileged
@@ -458,7 +465,7 @@ class MinetestEnv:
             # (the server's view lags one tick behind the client's).
             if self.steps - self._last_motion_step > 3 and not self._gui_open:
                 self.yaw, self.pitch = float(st["yaw"]), float(st["pitch"])
-        elif now - self._last_state_time > self.cfg.step_timeout_s:
+        elif now - self._last_state_time > self.step_timeout_s:
             raise EnvCrashed(f"the game's state has not advanced for {now - self._last_state_time:.1f} s (hung)")
 
     def _read_events(self) -> None:

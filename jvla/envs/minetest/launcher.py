@@ -48,6 +48,7 @@ PLAYER_NAME = "agent"
 # Pixels of free screen around the window on every side (relative mouse headroom).
 SCREEN_MARGIN = 256
 
+HOME_PREFIX = "jvla-minetest-"
 _LIVE: weakref.WeakSet[GameProcess] = weakref.WeakSet()
 _HANDLERS_INSTALLED = False
 _LOCK = threading.Lock()
@@ -92,6 +93,21 @@ def _udp_port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _remove_stale_homes() -> None:
+    """Delete temporary HOMEs whose owning process is gone (it was SIGKILLed: no cleanup ran)."""
+    for d in Path(tempfile.gettempdir()).glob(HOME_PREFIX + "*"):
+        try:
+            pid = int((d / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:
+            pass
 
 
 def _set_pdeathsig() -> None:  # runs in the child between fork and exec
@@ -165,7 +181,9 @@ class GameProcess:
         self.width, self.height, self.cfg, self.tick_hz = width, height, cfg, tick_hz
         self.minetest_bin, self.xvfb_bin = find_binaries()
         self.want_display, self.want_port = display, port
-        self.home = Path(tempfile.mkdtemp(prefix="jvla-minetest-"))
+        _remove_stale_homes()
+        self.home = Path(tempfile.mkdtemp(prefix=HOME_PREFIX))
+        (self.home / "owner.pid").write_text(str(os.getpid()))
         self.world = self.home / ".minetest" / "worlds" / WORLD_NAME
         self.display: int | None = None
         self.port: int | None = None
