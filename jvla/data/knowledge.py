@@ -472,6 +472,8 @@ def split_groups(items: list[QAItem], cfg: KnowledgeDataConfig, seed: int) -> tu
     for c in sorted(by_cat):
         groups = sorted(by_cat[c])
         n = min(cfg.eval_per_category, int(len(groups) * cfg.max_eval_fraction))
+        if n == 0 and len(groups) >= 2 and cfg.eval_per_category and cfg.max_eval_fraction > 0:
+            n = 1  # small categories (2 crops) still get one held-out fact
         eval_groups.update(rng.sample(groups, n))
     return set(first) - eval_groups, eval_groups
 
