@@ -46,7 +46,11 @@ REACH = 3.6  # nodes from the eye: Minetest's hand range is 4
 
 # ---------------------------------------------------------------------------------- helpers
 def _pos_eq(a, b) -> bool:
-    return a is not None and b is not None and all(abs(float(x) - float(y)) < 1e-6 for x, y in zip(a, b, strict=True))
+    return (
+        a is not None
+        and b is not None
+        and all(abs(float(x) - float(y)) < 1e-6 for x, y in zip(a, b, strict=True))
+    )
 
 
 def _dist(a, b) -> float:
@@ -300,8 +304,10 @@ class _GuiExpert(_Base):
             a["inventory"] = int(self.t % 2 == 0)
             return False
         # Crafting table / furnace: look at the nearest one and right-click it.
-        want = {"crafting_table": {"jvla_bridge:crafting_table"},
-                "furnace": {"default:furnace", "default:furnace_active"}}[kind]  # fmt: skip
+        want = {
+            "crafting_table": {"jvla_bridge:crafting_table"},
+            "furnace": {"default:furnace", "default:furnace_active"},
+        }[kind]
         blocks = [n for n in s["nodes"] if n["name"] in want]
         if not blocks:
             return False
@@ -349,7 +355,11 @@ class _GuiExpert(_Base):
 
 def _find_slot(s: dict, list_name: str, index: int, inventory: str | None) -> tuple[float, float]:
     for sl in s["gui_slots"]:
-        if sl["list"] == list_name and sl["index"] == index and (inventory is None or sl["inventory"] == inventory):
+        if (
+            sl["list"] == list_name
+            and sl["index"] == index
+            and (inventory is None or sl["inventory"] == inventory)
+        ):
             x0, y0, x1, y1 = sl["rect"]
             return ((x0 + x1) / 2.0, (y0 + y1) / 2.0)
     raise KeyError(f"slot {list_name}[{index}] is not on the open screen ({s.get('formspec')})")
@@ -473,11 +483,15 @@ class SmeltExpert(_GuiExpert):
         dst = fur.get("dst") or []
         if any(it == self.output and n > 0 for it, n in dst):
             main = s["inventory"]["main"]
-            self.queue = [_Click("dst", 0, inventory="context"),
-                          _Click("main", _free_main_slot(main, set()), expect=(self.output, 1))]  # fmt: skip
+            self.queue = [
+                _Click("dst", 0, inventory="context"),
+                _Click("main", _free_main_slot(main, set()), expect=(self.output, 1)),
+            ]
             self._idle = 0
             return
-        loaded = any(it for it, _ in fur.get("src") or []) and (fur.get("active") or any(it for it, _ in fur.get("fuel") or []))
+        loaded = any(it for it, _ in fur.get("src") or []) and (
+            fur.get("active") or any(it for it, _ in fur.get("fuel") or [])
+        )
         self._idle = 0 if loaded else self._idle + 1
         if self._idle > self.IDLE_STEPS:
             self._idle = 0
@@ -491,16 +505,28 @@ class SmeltExpert(_GuiExpert):
         fuels = {f["item"] for f in reg["fuels"]}
         self.queue = []
         if not any(it for it, _ in fur.get("src") or []):
-            src = next((i for i, (it, _) in enumerate(main) if any(_matches(it, w, reg) for w in inputs)), None)
+            src = next(
+                (i for i, (it, _) in enumerate(main) if any(_matches(it, w, reg) for w in inputs)), None
+            )
             if src is None:
                 raise RuntimeError(f"nothing in the inventory smelts into {self.output}")
-            self.queue += [_Click("main", src), _Click("src", 0, inventory="context", expect=(main[src][0], 1))]
+            self.queue += [
+                _Click("main", src),
+                _Click("src", 0, inventory="context", expect=(main[src][0], 1)),
+            ]
         if not any(it for it, _ in fur.get("fuel") or []) and not fur.get("active"):
-            cands = [i for i, (it, _) in enumerate(main) if it in fuels and not any(_matches(it, w, reg) for w in inputs)]
+            cands = [
+                i
+                for i, (it, _) in enumerate(main)
+                if it in fuels and not any(_matches(it, w, reg) for w in inputs)
+            ]
             cands.sort(key=lambda i: not any(h in main[i][0] for h in self.FUEL_HINTS))
             if not cands:
                 raise RuntimeError("no fuel in the inventory")
-            self.queue += [_Click("main", cands[0]), _Click("fuel", 0, inventory="context", expect=(main[cands[0]][0], 1))]
+            self.queue += [
+                _Click("main", cands[0]),
+                _Click("fuel", 0, inventory="context", expect=(main[cands[0]][0], 1)),
+            ]
 
 
 EXPERTS = {"mine": MineExpert, "kill": KillExpert, "craft": CraftExpert, "smelt": SmeltExpert}
@@ -519,9 +545,11 @@ class Trajectory:
 
     ``frames[t]`` (uint8 HxWx3) and ``states[t]`` (privileged snapshot, or None when not recorded)
     are what the expert saw when it chose ``actions[t]`` (env form, canonical); ``infos[t]`` and
-    ``rewards[t]`` came back from that step. ``final_frame`` is the observation after the last
-    action. ``success`` = some reward > 0 (then the episode ends at that step). ``infra_failures``
-    counts attempts lost to a crashed game (retried, never counted as expert failures).
+    ``rewards[t]`` came back from that step, with ``events[t]`` (the game's raw events during it:
+    ``mine_block``, ``craft_item``, ``pickup``, ... in Minetest names; empty on a FakeEnv).
+    ``final_frame`` is the observation after the last action. ``success`` = some reward > 0 (then
+    the episode ends at that step). ``infra_failures`` counts attempts lost to a crashed game
+    (retried, never counted as expert failures).
     """
 
     task: str
@@ -532,6 +560,7 @@ class Trajectory:
     states: list[dict | None] = field(default_factory=list)
     infos: list[dict] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
+    events: list[list[dict]] = field(default_factory=list)
     final_frame: np.ndarray | None = None
     success: bool = False
     steps: int = 0
@@ -539,8 +568,15 @@ class Trajectory:
     wall_s: float = 0.0
 
 
-def rollout(env, task: Task, expert, seed: int, max_steps: int | None = None, record: bool = True,
-            max_retries: int = 3) -> Trajectory:  # fmt: skip
+def rollout(
+    env,
+    task: Task,
+    expert,
+    seed: int,
+    max_steps: int | None = None,
+    record: bool = True,
+    max_retries: int = 3,
+) -> Trajectory:
     """Run ``expert`` on ``task`` for one episode in ``env`` and record it.
 
     Args:
@@ -571,6 +607,7 @@ def rollout(env, task: Task, expert, seed: int, max_steps: int | None = None, re
                 traj.actions.append(action)
                 traj.infos.append(info)
                 traj.rewards.append(reward)
+                traj.events.append(list(getattr(env, "last_events", [])))
                 traj.steps += 1
                 if reward > 0:
                     traj.success = True
@@ -612,9 +649,22 @@ def _main(argv: list[str] | None = None) -> int:
         for task in tasks:
             rows = []
             for ep in range(args.episodes):
-                traj = rollout(env, task, make_expert(task, space), seed=1000 + ep, record=ep == 0 and bool(args.video_dir))
-                rows.append({"seed": 1000 + ep, "success": traj.success, "steps": traj.steps,
-                             "infra_failures": traj.infra_failures, "wall_s": round(traj.wall_s, 2)})  # fmt: skip
+                traj = rollout(
+                    env,
+                    task,
+                    make_expert(task, space),
+                    seed=1000 + ep,
+                    record=ep == 0 and bool(args.video_dir),
+                )
+                rows.append(
+                    {
+                        "seed": 1000 + ep,
+                        "success": traj.success,
+                        "steps": traj.steps,
+                        "infra_failures": traj.infra_failures,
+                        "wall_s": round(traj.wall_s, 2),
+                    }
+                )
                 if ep == 0 and args.video_dir:
                     from pathlib import Path
 

@@ -39,10 +39,14 @@ def write_mp4(frames: Iterable[np.ndarray], path: str | Path, fps: int = 20, crf
         for frame in _chain(first, it):
             arr = np.asarray(frame)
             if arr.dtype != np.uint8 or arr.shape != (h, w, 3):
-                raise ValueError(f"write_mp4: frame {n} is {arr.dtype} {arr.shape}, expected uint8 {(h, w, 3)}")
+                raise ValueError(
+                    f"write_mp4: frame {n} is {arr.dtype} {arr.shape}, expected uint8 {(h, w, 3)}"
+                )
             if (ph, pw) != (h, w):
                 arr = np.pad(arr, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")):
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+            ):
                 container.mux(packet)
             n += 1
         for packet in stream.encode():

@@ -25,9 +25,12 @@ from jvla.envs.tasks import load_tasks, parse_task
 
 pytestmark = [
     pytest.mark.minetest,
-    pytest.mark.skipif(not binaries_available(), reason="needs minetest and Xvfb (`make apt`: Debian packages "
-                       "minetest minetest-data minetest-mod-mobs-redo xvfb libgl1-mesa-dri)"),
-]  # fmt: skip
+    pytest.mark.skipif(
+        not binaries_available(),
+        reason="needs minetest and Xvfb (`make apt`: Debian packages "
+        "minetest minetest-data minetest-mod-mobs-redo xvfb libgl1-mesa-dri)",
+    ),
+]
 
 STARTED_PIDS: set[int] = set()
 
@@ -67,16 +70,40 @@ def test_reset_and_step_follow_the_contract(env, params, space):
     assert reward == 0.0 and not terminated and not truncated
     assert rate > 10, f"{rate:.1f} steps/s: stepping is far slower than the 20 Hz tick"
     s = env.privileged_state()
-    for k in ("pos", "yaw", "pitch", "eye_height", "fov_deg", "hp", "wielded_index", "inventory", "formspec",
-              "furnace", "time_of_day", "weather", "entities", "nodes", "gui_slots", "pointed"):  # fmt: skip
+    for k in (
+        "pos",
+        "yaw",
+        "pitch",
+        "eye_height",
+        "fov_deg",
+        "hp",
+        "wielded_index",
+        "inventory",
+        "formspec",
+        "furnace",
+        "time_of_day",
+        "weather",
+        "entities",
+        "nodes",
+        "gui_slots",
+        "pointed",
+    ):
         assert k in s, f"privileged_state() lacks {k}"
     ore = [n for n in s["nodes"] if n["mc_name"] == "iron_ore"]
     assert ore and ore[0]["visible"], "the placed iron ore should be reported as visible"
 
 
 def test_camera_turns_exactly_and_truncation_fires(env, space):
-    task = parse_task({"name": "t", "category": "mine", "key": "k", "instruction": "Turn.", "max_steps": 8,
-                       "reward": {"event": "mine_block", "objects": ["stone"]}})  # fmt: skip
+    task = parse_task(
+        {
+            "name": "t",
+            "category": "mine",
+            "key": "k",
+            "instruction": "Turn.",
+            "max_steps": 8,
+            "reward": {"event": "mine_block", "objects": ["stone"]},
+        }
+    )
     env.reset(task, seed=0)
     a = space.null_env_action()
     a["camera"] = np.array([-7.24, 10.0])  # bin centres: up 7.24, right 10 degrees
@@ -102,9 +129,14 @@ def test_inventory_key_toggles_the_gui_and_the_cursor(env, space):
     obs, _, _, _, info = env.step(space.null_env_action())
     assert info["is_gui_open"] and info["gui"] == "inventory"
     slots = env.privileged_state()["gui_slots"]
-    assert len([s for s in slots if s["list"] == "main"]) == 36 and len([s for s in slots if s["list"] == "craft"]) == 4
+    assert (
+        len([s for s in slots if s["list"] == "main"]) == 36
+        and len([s for s in slots if s["list"] == "craft"]) == 4
+    )
     cx, cy = env.privileged_state()["cursor"]
-    assert obs["image"][int(cy) + 2, int(cx) + 1].tolist() == [255, 255, 255], "cursor not drawn at its position"
+    assert obs["image"][int(cy) + 2, int(cx) + 1].tolist() == [255, 255, 255], (
+        "cursor not drawn at its position"
+    )
     m = space.null_env_action()
     m["camera"] = np.array([2.61, -5.21])
     env.step(m)
@@ -134,7 +166,8 @@ def test_registry_dump(env):
     assert {"items", "craft_recipes", "cooking_recipes", "fuels", "entities", "biomes"} <= reg.keys()
     assert any(r["output"].startswith("jvla_bridge:crafting_table") for r in reg["craft_recipes"])
     assert {"input": "mobs:meat_raw", "output": "mobs:meat"}.items() <= next(
-        c for c in reg["cooking_recipes"] if c["output"] == "mobs:meat").items()
+        c for c in reg["cooking_recipes"] if c["output"] == "mobs:meat"
+    ).items()
     assert reg["entities"]["jvla_bridge:zombie"]["type"] == "monster"
     assert reg["items"]["default:pick_diamond"]["tool_capabilities"]["groupcaps"]["cracky"]
 

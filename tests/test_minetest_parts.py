@@ -18,8 +18,14 @@ from jvla.envs.tasks import load_tasks
 
 
 # ------------------------------------------------------------------------------------- names
-@pytest.mark.parametrize(("table", "to_mc"), [(items.BLOCKS, items.mt_to_block), (items.ITEMS, items.mt_to_item),
-                                              (items.ENTITIES, items.mt_to_entity)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("table", "to_mc"),
+    [
+        (items.BLOCKS, items.mt_to_block),
+        (items.ITEMS, items.mt_to_item),
+        (items.ENTITIES, items.mt_to_entity),
+    ],
+)
 def test_name_maps_round_trip(table, to_mc):
     for mc, mt in table.items():
         back = to_mc(mt)
@@ -51,33 +57,56 @@ def test_every_minetest_task_maps_to_minetest_names():
 
 def test_paper_table_columns_have_minetest_tasks():
     tasks = {t.name: t for t in load_tasks(backend="minetest")}
-    for name in ("mine_iron_ore", "mine_obsidian", "craft_crafting_table", "craft_diamond_sword",
-                 "craft_ladder", "smelt_cooked_beef", "smelt_iron_ingot"):  # fmt: skip
+    for name in (
+        "mine_iron_ore",
+        "mine_obsidian",
+        "craft_crafting_table",
+        "craft_diamond_sword",
+        "craft_ladder",
+        "smelt_cooked_beef",
+        "smelt_iron_ingot",
+    ):
         assert "table1" in tasks[name].tables, f"{name} should feed Table 1"
 
 
 # ------------------------------------------------------------------------------------- GUI
 def test_layout_matches_clicks_measured_in_minetest_game():
     """``../shared/spec/minetest.md`` §6: clicks that worked at 640x360 land inside our slots."""
-    furnace = ("size[8,8.5]list[context;src;2.75,0.5;1,1;]list[context;fuel;2.75,2.5;1,1;]"
-               "list[context;dst;4.75,0.96;2,2;]list[current_player;main;0,4.25;8,1;]")  # fmt: skip
-    sfinv = ("size[8,9.1]list[current_player;main;0,5.2;8,1;]list[current_player;main;0,6.35;8,3;8]"
-             "list[current_player;craft;1.75,0.5;3,3;]list[current_player;craftpreview;5.75,1.5;1,1;]")  # fmt: skip
-    cases = [(furnace, "src", 0, (300, 98)), (furnace, "fuel", 0, (300, 146)), (furnace, "dst", 0, (352, 110)),
-             (sfinv, "main", 0, (229, 205)), (sfinv, "craft", 0, (273, 91)), (sfinv, "craftpreview", 0, (378, 115)),
-             (sfinv, "main", 2, (281, 205))]  # fmt: skip
+    furnace = (
+        "size[8,8.5]list[context;src;2.75,0.5;1,1;]list[context;fuel;2.75,2.5;1,1;]"
+        "list[context;dst;4.75,0.96;2,2;]list[current_player;main;0,4.25;8,1;]"
+    )
+    sfinv = (
+        "size[8,9.1]list[current_player;main;0,5.2;8,1;]list[current_player;main;0,6.35;8,3;8]"
+        "list[current_player;craft;1.75,0.5;3,3;]list[current_player;craftpreview;5.75,1.5;1,1;]"
+    )
+    cases = [
+        (furnace, "src", 0, (300, 98)),
+        (furnace, "fuel", 0, (300, 146)),
+        (furnace, "dst", 0, (352, 110)),
+        (sfinv, "main", 0, (229, 205)),
+        (sfinv, "craft", 0, (273, 91)),
+        (sfinv, "craftpreview", 0, (378, 115)),
+        (sfinv, "main", 2, (281, 205)),
+    ]
     for fs, lst, idx, (x, y) in cases:
         x0, y0, x1, y1 = gui.find_slot(gui.layout(fs, 640, 360), lst, idx).rect
-        assert x0 <= x < x1 and y0 <= y < y1, f"{lst}[{idx}] rect {(x0, y0, x1, y1)} misses the click {(x, y)}"
+        assert x0 <= x < x1 and y0 <= y < y1, (
+            f"{lst}[{idx}] rect {(x0, y0, x1, y1)} misses the click {(x, y)}"
+        )
 
 
 def test_bridge_formspecs_lay_out_nine_columns():
     text = (TEMPLATE_DIR / "world/worldmods/jvla_bridge/content.lua").read_text()
-    assert 'list[current_player;main;0,4.2;9,3;9]' in text and 'list[current_player;main;0,7.4;9,1;]' in text
-    slots = gui.layout("size[9,8.4]list[current_player;main;0,4.2;9,3;9]list[current_player;main;0,7.4;9,1;]", 640, 360)
+    assert "list[current_player;main;0,4.2;9,3;9]" in text and "list[current_player;main;0,7.4;9,1;]" in text
+    slots = gui.layout(
+        "size[9,8.4]list[current_player;main;0,4.2;9,3;9]list[current_player;main;0,7.4;9,1;]", 640, 360
+    )
     hotbar = [s for s in slots if s.index < 9]
     assert len(hotbar) == 9 and len({s.rect for s in slots}) == 36
-    assert all(s.rect[1] > r.rect[1] for s in hotbar for r in slots if r.index >= 9), "hotbar row is not the bottom row"
+    assert all(s.rect[1] > r.rect[1] for s in hotbar for r in slots if r.index >= 9), (
+        "hotbar row is not the bottom row"
+    )
 
 
 # ------------------------------------------------------------------------------------- geometry
@@ -120,7 +149,7 @@ def test_bridge_commands_events_and_state(tmp_path):
     with open(tmp_path / "events.jsonl", "w") as f:
         f.write(json.dumps({"event": "command", "id": ids[0], "ok": True, "result": True}) + "\n")
         f.write(json.dumps({"event": "mine_block", "item": "default:stone"}) + "\n")
-        f.write('{"event": "command", "id": %d, "ok": false, "err' % ids[1])
+        f.write(f'{{"event": "command", "id": {ids[1]}, "ok": false, "err')
     b.poll()
     assert [e["event"] for e in b.take_events()] == ["mine_block"]
     with open(tmp_path / "events.jsonl", "a") as f:
@@ -129,8 +158,17 @@ def test_bridge_commands_events_and_state(tmp_path):
 
     with pytest.raises(BridgeError, match="boom"):
         b.wait(ids, timeout=1)
-    (tmp_path / "state.json").write_text(json.dumps({"step": 3.0, "entities": None, "nodes": None, "hp": 20,
-                                                     "inventory": {"main": [["default:wood", 4.0]]}}))  # fmt: skip
+    (tmp_path / "state.json").write_text(
+        json.dumps(
+            {
+                "step": 3.0,
+                "entities": None,
+                "nodes": None,
+                "hp": 20,
+                "inventory": {"main": [["default:wood", 4.0]]},
+            }
+        )
+    )
     st = b.state()
     assert st["entities"] == [] and st["inventory"]["main"] == [["default:wood", 4]] and st["step"] == 3
 
@@ -154,7 +192,9 @@ def test_sub_pixel_camera_motion_is_carried(monkeypatch):
         total[0] += dy
         total[1] += dp
     px = np.sum(sent, axis=0)
-    assert abs(px[0] * 0.05 - 1.78) <= 0.025 and abs(px[1] * 0.05 - 4.2) <= 0.025, "carry lost sub-pixel motion"
+    assert abs(px[0] * 0.05 - 1.78) <= 0.025 and abs(px[1] * 0.05 - 4.2) <= 0.025, (
+        "carry lost sub-pixel motion"
+    )
     assert total == pytest.approx([px[0] * 0.05, px[1] * 0.05])
 
 

@@ -67,7 +67,9 @@ class Bridge:
         os.replace(tmp, self.cmd_dir / name)
         return ids
 
-    def wait(self, ids: list[int], timeout: float = 10.0, alive=lambda: True, check: bool = True) -> list[Any]:
+    def wait(
+        self, ids: list[int], timeout: float = 10.0, alive=lambda: True, check: bool = True
+    ) -> list[Any]:
         """Block until every command in ``ids`` ran; return their results in order.
 
         Raises :class:`BridgeError` if one failed (when ``check``), :class:`EnvCrashed` if the game

@@ -15,6 +15,7 @@ tip, at the position :class:`jvla.envs.minetest.xinput.XInput` tracks.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import mss
@@ -44,7 +45,7 @@ _ARROW = """
 2....2112.......
 .....2222.......
 """
-_ROWS = [r for r in _ARROW.strip().splitlines()]
+_ROWS = _ARROW.strip().splitlines()
 CURSOR_MASK = np.array([[c != "." for c in r] for r in _ROWS], dtype=bool)
 CURSOR_RGB = np.zeros((16, 16, 3), dtype=np.uint8)
 CURSOR_RGB[np.array([[c == "1" for c in r] for r in _ROWS])] = 255
@@ -109,7 +110,5 @@ class Capture:
 
     def close(self) -> None:
         for obj in (self.sct, self.xd):
-            try:
+            with contextlib.suppress(Exception):  # the X server may already be gone
                 obj.close()
-            except Exception:  # the X server may already be gone
-                pass

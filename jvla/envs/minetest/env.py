@@ -19,6 +19,7 @@ next :meth:`reset`) relaunches it (hard reset).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -68,7 +69,9 @@ class MinetestEnv:
     Also a context manager; :meth:`close` is idempotent and leaves no process behind.
     """
 
-    def __init__(self, params, display: int | None = None, port: int | None = None, record_state: bool = True):
+    def __init__(
+        self, params, display: int | None = None, port: int | None = None, record_state: bool = True
+    ):
         self.params = params
         self.cfg = params.env.minetest
         self.width, self.height = params.env.width, params.env.height
@@ -88,13 +91,16 @@ class MinetestEnv:
         self._rng = random.Random(0)
         self._closed = False
         self._slots_cache: dict[str, list[gui.Slot]] = {}
+        self._priv: tuple | None = None  # (key, privileged_state()) cached within a step
         self._formspecs: dict[str, str] = {}
         self._start()
 
     # ------------------------------------------------------------------------------ lifecycle
     def _start(self) -> None:
         if self.game is None:
-            self.game = GameProcess(self.width, self.height, self.cfg, 1.0 / self.tick, self._display, self._port)
+            self.game = GameProcess(
+                self.width, self.height, self.cfg, 1.0 / self.tick, self._display, self._port
+            )
         t0 = time.monotonic()
         for p in (self.game.bridge_dir / "state.json",):
             p.unlink(missing_ok=True)
@@ -106,7 +112,9 @@ class MinetestEnv:
         win = self.xinput.find_window(timeout=self.cfg.start_timeout_s, alive=self.game.alive)
         win = self.xinput.place_window(win, SCREEN_MARGIN, SCREEN_MARGIN)
         if (win.width, win.height) != (self.width, self.height):
-            raise EnvCrashed(f"the game window is {win.width}x{win.height}, expected {self.width}x{self.height}")
+            raise EnvCrashed(
+                f"the game window is {win.width}x{win.height}, expected {self.width}x{self.height}"
+            )
         self.capture = Capture(dname, (win.x, win.y, win.width, win.height))
         old = self.bridge
         self.bridge = Bridge(self.game.bridge_dir)
@@ -117,16 +125,21 @@ class MinetestEnv:
         self._slots_cache.clear()
         self.bridge.call("config", alive=self.game.alive, scan=self.record_state)
         if self.arena_origin is None:
-            res = self.bridge.call("find_arena", timeout=self.cfg.start_timeout_s, alive=self.game.alive,
-                                   radius=ARENA_RADIUS)  # fmt: skip
+            res = self.bridge.call(
+                "find_arena", timeout=self.cfg.start_timeout_s, alive=self.game.alive, radius=ARENA_RADIUS
+            )
             self.arena_origin = tuple(int(v) for v in res["origin"])
             log.info("arena at %s (%s)", self.arena_origin, res.get("biome"))
         self.xinput.focus()
         self._gui_open = False
         self._gui_kind = ""
         self.task = None
-        log.info("minetest instance ready in %.1f s (display :%d, port %d)",
-                 time.monotonic() - t0, self.game.display, self.game.port)  # fmt: skip
+        log.info(
+            "minetest instance ready in %.1f s (display :%d, port %d)",
+            time.monotonic() - t0,
+            self.game.display,
+            self.game.port,
+        )
 
     def _wait_for_state(self, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
@@ -137,7 +150,9 @@ class MinetestEnv:
             if st is not None:
                 return st
             time.sleep(0.05)
-        raise EnvCrashed(f"no state snapshot from the game within {timeout:.0f} s (see {self.game.client_log})")
+        raise EnvCrashed(
+            f"no state snapshot from the game within {timeout:.0f} s (see {self.game.client_log})"
+        )
 
     def restart(self) -> None:
         """Hard reset: kill the client (and Xvfb if it died) and start a fresh one."""
@@ -170,10 +185,8 @@ class MinetestEnv:
         self.close()
 
     def __del__(self):
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
     @property
     def alive(self) -> bool:
@@ -214,8 +227,10 @@ class MinetestEnv:
         if not self._gui_open:
             self._gui_kind = ""
         b.skip_events()
-        self.counters: dict[str, Counter] = {k: Counter() for k in ("mine_block", "craft_item", "smelt_item",
-                                                                     "kill_entity", "pickup")}  # fmt: skip
+        self.last_events: list[dict] = []
+        self.counters: dict[str, Counter] = {
+            k: Counter() for k in ("mine_block", "craft_item", "smelt_item", "kill_entity", "pickup")
+        }
         self.steps = 0
         self._last_state_step = -1
         self._last_state_time = time.monotonic()
@@ -288,6 +303,8 @@ class MinetestEnv:
         visible}] (non-terrain nodes within 8 nodes, nearest first; ``visible`` = a ray from the
         eye reaches it); ``arena_origin`` [x, y, z] (the feet node of the episode's start).
         """
+        if self._priv is not None and self._priv[0] == self._priv_key():
+            return self._priv[1]
         s = dict(self._state or self.bridge.state() or {})
         if not s:
             return s
@@ -302,19 +319,34 @@ class MinetestEnv:
         s["cursor"] = list(self.xinput.cursor) if self._gui_open else None
         s["gui_slots"] = [sl.as_dict() for sl in self.gui_slots()]
         s["arena_origin"] = list(self.arena_origin) if self.arena_origin else None
-        s["inventory_mc"] = {k: [[items.mt_to_item(it) if it else "", n] for it, n in v]
-                             for k, v in s.get("inventory", {}).items()}  # fmt: skip
+        s["inventory_mc"] = {
+            k: [[items.mt_to_item(it) if it else "", n] for it, n in v]
+            for k, v in s.get("inventory", {}).items()
+        }
         s["entities"] = [{**e, "mc_name": items.mt_to_entity(e["name"])} for e in s.get("entities", [])]
         s["nodes"] = [{**n, "mc_name": items.mt_to_block(n["name"])} for n in s.get("nodes", [])]
         s["steps"] = getattr(self, "steps", 0)
-        return s
+        self._priv = (self._priv_key(), s)
+        return dict(s)
+
+    def _priv_key(self) -> tuple:
+        return (
+            id(self._state),
+            getattr(self, "steps", 0),
+            self._gui_open,
+            self.yaw,
+            self.pitch,
+            tuple(self.xinput.cursor),
+        )
 
     def gui_slots(self) -> list[gui.Slot]:
         """Slots of the open GUI in window pixels (empty when none is open)."""
         if not self._gui_open or self._gui_kind not in self._formspecs:
             return []
         if self._gui_kind not in self._slots_cache:
-            self._slots_cache[self._gui_kind] = gui.layout(self._formspecs[self._gui_kind], self.width, self.height)
+            self._slots_cache[self._gui_kind] = gui.layout(
+                self._formspecs[self._gui_kind], self.width, self.height
+            )
         return self._slots_cache[self._gui_kind]
 
     def dump_registry(self) -> dict:
@@ -365,30 +397,46 @@ class MinetestEnv:
             mt = items.item_to_mt(st.item)
             if mt is None:
                 raise TaskUnsupported(f"task {task.name}: item {st.item!r} has no Minetest equivalent")
-            cmds.append({"cmd": "give", "item": mt, "count": st.count, **({"slot": st.slot} if st.slot is not None else {})})
+            cmds.append(
+                {
+                    "cmd": "give",
+                    "item": mt,
+                    "count": st.count,
+                    **({"slot": st.slot} if st.slot is not None else {}),
+                }
+            )
         for op in task.setup:
             kind = op["op"]
             if kind == "place":
                 cmds.append({"cmd": "set_node", "pos": at(op["offset"]), "name": node(op["block"])})
             elif kind == "fill":
-                cmds.append({"cmd": "fill", "from": at(op["from"]), "to": at(op["to"]), "name": node(op["block"])})
+                cmds.append(
+                    {"cmd": "fill", "from": at(op["from"]), "to": at(op["to"]), "name": node(op["block"])}
+                )
             elif kind == "summon":
                 ent = items.entity_to_mt(op["entity"])
                 if ent is None:
-                    raise TaskUnsupported(f"task {task.name}: entity {op['entity']!r} has no Minetest stand-in")
+                    raise TaskUnsupported(
+                        f"task {task.name}: entity {op['entity']!r} has no Minetest stand-in"
+                    )
                 rx, rz = op.get("range_x", [-2, 2]), op.get("range_z", [3, 6])
                 for _ in range(int(op.get("count", 1))):
                     x = ox + self._rng.uniform(*rx)
                     z = oz + self._rng.uniform(*rz)
-                    cmds.append({"cmd": "spawn", "entity": ent, "pos": [x, oy + 1.0, z],
-                                 "yaw": self._rng.uniform(0, 2 * math.pi)})  # fmt: skip
+                    cmds.append(
+                        {
+                            "cmd": "spawn",
+                            "entity": ent,
+                            "pos": [x, oy + 1.0, z],
+                            "yaw": self._rng.uniform(0, 2 * math.pi),
+                        }
+                    )
             elif kind == "time":
                 cmds.append({"cmd": "time", "value": TIMES[op["value"]]})
             elif kind == "weather":
                 cmds.append({"cmd": "weather", "value": op["value"]})
-            elif kind == "command":
-                if op.get("minetest"):
-                    cmds.append({"cmd": "chat", "line": op["minetest"]})
+            elif kind == "command" and op.get("minetest"):
+                cmds.append({"cmd": "chat", "line": op["minetest"]})
         return cmds
 
     def _settle(self, seconds: float) -> None:
@@ -399,41 +447,48 @@ class MinetestEnv:
                 raise EnvCrashed(f"the Minetest client died: {self.game.describe_death()}")
             time.sleep(0.02)
 
-    def _open_gui(self, kind: str) -> None:
+    def _open_gui(self, kind: str, attempts: int = 3) -> None:
         """Open the task's GUI with real input before the agent takes over (as the official
         evaluation's scripted workers do): E for the inventory; for a crafting table or a
         furnace, place one two nodes ahead on the floor, look at it and right-click."""
-        if kind == "inventory":
-            self.xinput.tap("inventory")
-        else:
-            name = items.block_to_mt("crafting_table" if kind == "crafting_table" else "furnace")
-            ox, oy, oz = self.arena_origin
-            block = [ox, oy, oz + 2]
-            st = self.bridge.state()
-            eye = [ox, oy - 0.5 + float(st.get("eye_height") or 1.47), oz]
-            yaw, pitch = aim(eye, block)
-            self.command("set_node", pos=block, name=name)
-            self.command("set_look", yaw=yaw, pitch=pitch)
-            self.yaw, self.pitch = yaw, pitch
-            self._settle(0.3)
-            self.xinput.tap("use", hold_s=0.1)
-        deadline = time.monotonic() + GUI_OPEN_TIMEOUT_S
-        while not self.capture.cursor_visible():
-            if time.monotonic() > deadline:
-                raise EnvCrashed(f"the {kind} GUI did not open within {GUI_OPEN_TIMEOUT_S} s")
-            time.sleep(0.02)
-        self._gui_kind = kind
-        self._gui_open = True
-        self.xinput.reset_cursor()
-        self._settle(0.1)
+        for attempt in range(attempts):
+            if kind == "inventory":
+                self.xinput.tap("inventory")
+            else:
+                name = items.block_to_mt("crafting_table" if kind == "crafting_table" else "furnace")
+                ox, oy, oz = self.arena_origin
+                block = [ox, oy, oz + 2]
+                st = self.bridge.state()
+                eye = [ox, oy - 0.5 + float(st.get("eye_height") or 1.47), oz]
+                yaw, pitch = aim(eye, block)
+                if attempt == 0:
+                    self.command("set_node", pos=block, name=name)
+                self.command("set_look", yaw=yaw, pitch=pitch)
+                self.yaw, self.pitch = yaw, pitch
+                self._settle(0.3)
+                self.xinput.tap("use", hold_s=0.1)
+            deadline = time.monotonic() + GUI_OPEN_TIMEOUT_S
+            while not self.capture.cursor_visible() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if self.capture.cursor_visible():
+                self._gui_kind = kind
+                self._gui_open = True
+                self.xinput.reset_cursor()
+                self._settle(0.1)
+                return
+            log.warning("the %s GUI did not open (attempt %d of %d)", kind, attempt + 1, attempts)
+        raise EnvCrashed(f"the {kind} GUI did not open after {attempts} attempts")
 
     def _apply(self, action: dict) -> None:
         xi = self.xinput
         if self._gui_open is False and int(action.get("use", 0)) and "use" not in xi.held:
             # Remember what a right-click will open (a furnace, a crafting table) for the GUI kind.
             p = (self._state or {}).get("pointed") or {}
-            self._pending_kind = {"default:furnace": "furnace", "default:furnace_active": "furnace",
-                                  "jvla_bridge:crafting_table": "crafting_table"}.get(p.get("name", ""), "")  # fmt: skip
+            self._pending_kind = {
+                "default:furnace": "furnace",
+                "default:furnace_active": "furnace",
+                "jvla_bridge:crafting_table": "crafting_table",
+            }.get(p.get("name", ""), "")
         elif self._gui_open is False and int(action.get("inventory", 0)) and "inventory" not in xi.held:
             self._pending_kind = "inventory"
         dpitch, dyaw = xi.apply(action, gui_open=self._gui_open)
@@ -466,10 +521,14 @@ class MinetestEnv:
             if self.steps - self._last_motion_step > 3 and not self._gui_open:
                 self.yaw, self.pitch = float(st["yaw"]), float(st["pitch"])
         elif now - self._last_state_time > self.step_timeout_s:
-            raise EnvCrashed(f"the game's state has not advanced for {now - self._last_state_time:.1f} s (hung)")
+            raise EnvCrashed(
+                f"the game's state has not advanced for {now - self._last_state_time:.1f} s (hung)"
+            )
 
     def _read_events(self) -> None:
-        for ev in self.bridge.take_events():
+        #: the raw bridge events of the last step (Minetest names), for recording
+        self.last_events = self.bridge.take_events()
+        for ev in self.last_events:
             kind = ev.get("event")
             n = int(ev.get("count", 1))
             if kind == "mine_block":
@@ -495,8 +554,11 @@ class MinetestEnv:
                 inv[items.mt_to_item(it)] += int(n)
         info: Info = {k: dict(v) for k, v in self.counters.items()} if hasattr(self, "counters") else {}
         info.update(
-            inventory=dict(inv), health=float(st.get("hp", 20.0)), is_gui_open=bool(self._gui_open),
-            pos=list(st.get("pos", [0.0, 0.0, 0.0])), gui=self._gui_kind if self._gui_open else "",
+            inventory=dict(inv),
+            health=float(st.get("hp", 20.0)),
+            is_gui_open=bool(self._gui_open),
+            pos=list(st.get("pos", [0.0, 0.0, 0.0])),
+            gui=self._gui_kind if self._gui_open else "",
         )
         return info
 

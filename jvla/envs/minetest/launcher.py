@@ -9,10 +9,10 @@ One :class:`GameProcess` owns
   race for a number;
 * one ``minetest --go`` process (client and local server in one process) on a loopback UDP port.
 
-Both processes run in their own session (process group) with ``PR_SET_PDEATHSIG`` = SIGKILL, and
-every live instance is registered for cleanup at interpreter exit and on SIGTERM/SIGHUP; so
-``close()``, exceptions, Ctrl-C and even a killed parent leave no Minetest or Xvfb behind (the
-death signal fires when the *thread* that launched them exits: launch from a long-lived thread).
+Both processes run in their own session (process group), and every live instance is registered
+for cleanup at interpreter exit and on SIGTERM/SIGHUP; so ``close()``, exceptions and Ctrl-C leave
+no Minetest or Xvfb behind. When launched from the main thread they also get
+``PR_SET_PDEATHSIG`` = SIGKILL, so even a SIGKILLed parent takes them along.
 
 The X screen is larger than the game window, and the window is moved to ``(margin, margin)``:
 Minetest turns the camera by the pointer's distance from the window centre and warps it back
@@ -115,6 +115,12 @@ def _set_pdeathsig() -> None:  # runs in the child between fork and exec
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def _preexec():
+    """PR_SET_PDEATHSIG fires when the *thread* that forked exits, so it is only set when the
+    main thread launches (a worker thread may end while the game should live on)."""
+    return _set_pdeathsig if threading.current_thread() is threading.main_thread() else None
+
+
 def minetest_conf(width: int, height: int, cfg, tick_hz: float) -> str:
     """The ``minetest.conf`` of one instance (``cfg`` is a :class:`jvla.config.MinetestConfig`).
 
@@ -123,34 +129,81 @@ def minetest_conf(width: int, height: int, cfg, tick_hz: float) -> str:
     # NOTE(code MineStudio HumanSurvival): view bobbing off so the camera is a pure function of
     # position, yaw and pitch (privileged_state() projects world points to pixels with it).
     settings = {
-        "screen_w": width, "screen_h": height, "fullscreen": "false", "autosave_screensize": "false",
-        "enable_sound": "false", "mute_sound": "true", "pause_on_lost_focus": "false",
-        "fps_max": cfg.fps_max, "fps_max_unfocused": cfg.fps_max, "vsync": "false",
-        "viewing_range": cfg.viewing_range, "fov": cfg.fov,
-        "enable_shaders": "false", "enable_clouds": "false", "menu_clouds": "false",
-        "enable_minimap": "false", "show_debug": "false", "enable_3d_clouds": "false",
-        "view_bobbing_amount": 0.0, "fall_bobbing_amount": 0.0, "arm_inertia": "false",
-        "camera_smoothing": 0.0, "cinematic": "false", "invert_mouse": "false",
+        "screen_w": width,
+        "screen_h": height,
+        "fullscreen": "false",
+        "autosave_screensize": "false",
+        "enable_sound": "false",
+        "mute_sound": "true",
+        "pause_on_lost_focus": "false",
+        "fps_max": cfg.fps_max,
+        "fps_max_unfocused": cfg.fps_max,
+        "vsync": "false",
+        "viewing_range": cfg.viewing_range,
+        "fov": cfg.fov,
+        "enable_shaders": "false",
+        "enable_clouds": "false",
+        "menu_clouds": "false",
+        "enable_minimap": "false",
+        "show_debug": "false",
+        "enable_3d_clouds": "false",
+        "view_bobbing_amount": 0.0,
+        "fall_bobbing_amount": 0.0,
+        "arm_inertia": "false",
+        "camera_smoothing": 0.0,
+        "cinematic": "false",
+        "invert_mouse": "false",
         "mouse_sensitivity": cfg.mouse_sensitivity,
-        "active_block_range": 2, "max_block_generate_distance": 6,
-        "server_announce": "false", "bind_address": "127.0.0.1", "name": PLAYER_NAME,
-        "creative_mode": "false", "enable_damage": "true", "fixed_map_seed": cfg.world_seed,
+        "active_block_range": 2,
+        "max_block_generate_distance": 6,
+        "server_announce": "false",
+        "bind_address": "127.0.0.1",
+        "name": PLAYER_NAME,
+        "creative_mode": "false",
+        "enable_damage": "true",
+        "fixed_map_seed": cfg.world_seed,
         "default_privs": "interact, shout, give, teleport, settime, fly, fast, noclip, debug, privs, server",
-        "secure.enable_security": "true", "enable_client_modding": "false",
+        "secure.enable_security": "true",
+        "enable_client_modding": "false",
         # One server step per env tick: events and state snapshots at Minecraft's 20 Hz.
         "dedicated_server_step": round(1.0 / tick_hz, 4),
-        "keymap_inventory": "KEY_KEY_E", "keymap_aux1": "KEY_LCONTROL", "keymap_drop": "KEY_KEY_Q",
-        "keymap_chat": "", "keymap_cmd": "", "keymap_cmd_local": "", "keymap_minimap": "",
-        "keymap_camera_mode": "", "keymap_freemove": "", "keymap_fastmove": "", "keymap_noclip": "",
-        "keymap_pitchmove": "", "keymap_autoforward": "", "keymap_zoom": "", "keymap_screenshot": "",
-        "keymap_rangeselect": "", "keymap_console": "", "keymap_hotbar_next": "", "keymap_hotbar_previous": "",
-        "show_nametag_backgrounds": "false", "tooltip_show_delay": 400,
-        "chat_log_level": "none", "debug_log_level": "warning", "deprecated_lua_api_handling": "none",
-        "enable_local_map_saving": "false", "server_map_save_interval": 30.0,
-        "item_entity_ttl": 300, "mobs_spawn": "false", "mob_difficulty": 1.0,
-        "gui_scaling": 1.0, "hud_scaling": 1.0, "screen_dpi": 72, "display_density_factor": 1.0,
-        "show_statusline_on_connect": "false", "recent_chat_messages": 2, "console_height": 0.1,
-    }  # fmt: skip
+        "keymap_inventory": "KEY_KEY_E",
+        "keymap_aux1": "KEY_LCONTROL",
+        "keymap_drop": "KEY_KEY_Q",
+        "keymap_chat": "",
+        "keymap_cmd": "",
+        "keymap_cmd_local": "",
+        "keymap_minimap": "",
+        "keymap_camera_mode": "",
+        "keymap_freemove": "",
+        "keymap_fastmove": "",
+        "keymap_noclip": "",
+        "keymap_pitchmove": "",
+        "keymap_autoforward": "",
+        "keymap_zoom": "",
+        "keymap_screenshot": "",
+        "keymap_rangeselect": "",
+        "keymap_console": "",
+        "keymap_hotbar_next": "",
+        "keymap_hotbar_previous": "",
+        "show_nametag_backgrounds": "false",
+        "tooltip_show_delay": 400,
+        "chat_log_level": "none",
+        "debug_log_level": "warning",
+        "deprecated_lua_api_handling": "none",
+        "enable_local_map_saving": "false",
+        "server_map_save_interval": 30.0,
+        "item_entity_ttl": 300,
+        "mobs_spawn": "false",
+        "mob_difficulty": 1.0,
+        "gui_scaling": 1.0,
+        "hud_scaling": 1.0,
+        "screen_dpi": 72,
+        "display_density_factor": 1.0,
+        "show_statusline_on_connect": "false",
+        "recent_chat_messages": 2,
+        "console_height": 0.1,
+    }
     return "".join(f"{k} = {v}\n" for k, v in settings.items())
 
 
@@ -176,8 +229,15 @@ class GameProcess:
         port: UDP port; None = a free one.
     """
 
-    def __init__(self, width: int, height: int, cfg, tick_hz: float = 20.0,
-                 display: int | None = None, port: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        cfg,
+        tick_hz: float = 20.0,
+        display: int | None = None,
+        port: int | None = None,
+    ):
         self.width, self.height, self.cfg, self.tick_hz = width, height, cfg, tick_hz
         self.minetest_bin, self.xvfb_bin = find_binaries()
         self.want_display, self.want_port = display, port
@@ -197,7 +257,9 @@ class GameProcess:
     # -- files --------------------------------------------------------------------------------
     def _install_world(self) -> None:
         shutil.copytree(TEMPLATE_DIR / "world", self.world)
-        (self.world / "map_meta.txt").write_text(f"seed = {self.cfg.world_seed}\nmg_name = v7\n[end_of_params]\n")
+        (self.world / "map_meta.txt").write_text(
+            f"seed = {self.cfg.world_seed}\nmg_name = v7\n[end_of_params]\n"
+        )
         (self.world / "jvla").mkdir(exist_ok=True)
 
     def _write_conf(self) -> None:
@@ -223,14 +285,33 @@ class GameProcess:
     def _start_xvfb(self) -> None:
         r, w = os.pipe()
         sw, sh = self.screen_size
-        args = [self.xvfb_bin, "-displayfd", str(w), "-screen", "0", f"{sw}x{sh}x24",
-                "-nolisten", "tcp", "-noreset", "+extension", "XFIXES", "+extension", "XTEST"]  # fmt: skip
+        args = [
+            self.xvfb_bin,
+            "-displayfd",
+            str(w),
+            "-screen",
+            "0",
+            f"{sw}x{sh}x24",
+            "-nolisten",
+            "tcp",
+            "-noreset",
+            "+extension",
+            "XFIXES",
+            "+extension",
+            "XTEST",
+        ]
         if self.want_display is not None:
             args.insert(1, f":{self.want_display}")
-        self.xvfb = subprocess.Popen(
-            args, pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(self.home / "xvfb.log", "wb"), start_new_session=True, preexec_fn=_set_pdeathsig,
-        )  # fmt: skip
+        with open(self.home / "xvfb.log", "wb") as err:
+            self.xvfb = subprocess.Popen(
+                args,
+                pass_fds=(w,),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+                preexec_fn=_preexec(),
+            )
         os.close(w)
         try:
             buf = b""
@@ -256,20 +337,54 @@ class GameProcess:
             port = free_udp_port()
         self.port = port
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
-        env.update(HOME=str(self.home), DISPLAY=f":{self.display}", LANG="C", LC_ALL="C",
-                   MESA_GL_VERSION_OVERRIDE="3.3", vblank_mode="0")  # fmt: skip
-        args = [self.minetest_bin, "--go", "--world", str(self.world), "--name", PLAYER_NAME,
-                "--password", "", "--port", str(port), "--logfile", str(self.client_log)]  # fmt: skip
-        self.client = subprocess.Popen(
-            args, env=env, cwd=self.home, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(self.home / "client.stderr", "wb"), start_new_session=True, preexec_fn=_set_pdeathsig,
-        )  # fmt: skip
-        log.info("minetest client started (pid %d, display :%d, port %d, home %s)",
-                 self.client.pid, self.display, port, self.home)  # fmt: skip
+        env.update(
+            HOME=str(self.home),
+            DISPLAY=f":{self.display}",
+            LANG="C",
+            LC_ALL="C",
+            MESA_GL_VERSION_OVERRIDE="3.3",
+            vblank_mode="0",
+        )
+        args = [
+            self.minetest_bin,
+            "--go",
+            "--world",
+            str(self.world),
+            "--name",
+            PLAYER_NAME,
+            "--password",
+            "",
+            "--port",
+            str(port),
+            "--logfile",
+            str(self.client_log),
+        ]
+        with open(self.home / "client.stderr", "wb") as err:
+            self.client = subprocess.Popen(
+                args,
+                env=env,
+                cwd=self.home,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+                preexec_fn=_preexec(),
+            )
+        log.info(
+            "minetest client started (pid %d, display :%d, port %d, home %s)",
+            self.client.pid,
+            self.display,
+            port,
+            self.home,
+        )
 
     def alive(self) -> bool:
-        return (self.client is not None and self.client.poll() is None
-                and self.xvfb is not None and self.xvfb.poll() is None)  # fmt: skip
+        return (
+            self.client is not None
+            and self.client.poll() is None
+            and self.xvfb is not None
+            and self.xvfb.poll() is None
+        )
 
     def describe_death(self) -> str:
         """A one-line reason for a dead instance, with the tail of the client log."""

@@ -21,7 +21,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from Xlib import X, XK, display, error
+from Xlib import XK, X, display, error
 from Xlib.ext import xtest
 
 from jvla.envs.base import EnvCrashed
@@ -30,10 +30,17 @@ log = logging.getLogger(__name__)
 
 # NOTE(code MineStudio / MineRL keyboard map): MineRL button -> X keysym (keys) or mouse button.
 KEYS: dict[str, str] = {
-    "forward": "w", "back": "s", "left": "a", "right": "d", "jump": "space", "sneak": "Shift_L",
-    "sprint": "Control_L", "drop": "q", "inventory": "e",
+    "forward": "w",
+    "back": "s",
+    "left": "a",
+    "right": "d",
+    "jump": "space",
+    "sneak": "Shift_L",
+    "sprint": "Control_L",
+    "drop": "q",
+    "inventory": "e",
     **{f"hotbar.{i}": str(i) for i in range(1, 10)},
-}  # fmt: skip
+}
 MOUSE_BUTTONS: dict[str, int] = {"attack": 1, "use": 3}
 
 
@@ -64,7 +71,9 @@ class XInput:
             raise EnvCrashed(f"X display {display_name} has no XTEST extension")
         self.root = self.d.screen().root
         self.d.change_keyboard_control(auto_repeat_mode=X.AutoRepeatModeOff)
-        self._keycodes = {name: self.d.keysym_to_keycode(XK.string_to_keysym(sym)) for name, sym in KEYS.items()}
+        self._keycodes = {
+            name: self.d.keysym_to_keycode(XK.string_to_keysym(sym)) for name, sym in KEYS.items()
+        }
         self._keycodes["escape"] = self.d.keysym_to_keycode(XK.string_to_keysym("Escape"))
         self.window: WindowGeometry | None = None
         self.held: set[str] = set()
