@@ -191,6 +191,7 @@ class TrainConfig:
     sampling: Literal["group_by_length", "random"] = "group_by_length"
     dataloader_workers: int = fld(1, ge=0)
     cpu_threads: int = fld(1, ge=0)
+    eval_samples: int = fld(128, ge=0)  # per eval dataset, a fixed random subset (0 = all)
     # NOTE(paper §3.2, code data_collator): photometric jitter + translation of frames.
     augment: bool = False
 

@@ -324,6 +324,15 @@ def sft_config(cfg: TrainConfig, out_dir: Path, seed: int, has_eval: bool, **ove
     return SFTConfig(**kwargs)
 
 
+def _cap(ds: Any, n: int, seed: int) -> Any:
+    """A fixed random subset of ``n`` rows (all rows if ``n`` is 0 or the dataset is smaller)."""
+    if isinstance(ds, list | tuple):
+        from datasets import concatenate_datasets
+
+        ds = concatenate_datasets(list(ds))
+    return ds if not n or len(ds) <= n else ds.shuffle(seed=seed).select(range(n))
+
+
 def stage_trainer_class():
     """TRL's ``SFTTrainer`` with weight loading on resume left to :func:`run_stage`.
 
@@ -449,7 +458,7 @@ def run_stage(
     from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     if stage not in TRAINABLE:
         raise ValueError(f"stage: expected one of {list(TRAINABLE)}, found {stage!r}")
     if cfg is None:
@@ -477,7 +486,8 @@ def run_stage(
 
     train_ds = combine(train_data, processor, cfg.max_length, with_lengths=cfg.sampling == "group_by_length")
     single_eval = eval_data is not None and not isinstance(eval_data, Mapping)
-    eval_ds = {k: combine(v, processor, cfg.max_length, with_lengths=cfg.sampling == "group_by_length")
+    eval_ds = {k: combine(_cap(v, cfg.eval_samples, params.seed), processor, cfg.max_length,
+                          with_lengths=cfg.sampling == "group_by_length")
                for k, v in ({"": eval_data} if single_eval else eval_data or {}).items()}  # fmt: skip
     collator = ChatCollator(processor, cfg.max_length, augment=cfg.augment, seed=params.seed)
 
@@ -495,13 +505,22 @@ def run_stage(
     eval_metrics = {k: v for h in trainer.state.log_history for k, v in h.items()
                     if k.startswith("eval_") and k.endswith("_loss")}  # fmt: skip
 
-    final = trainer.model
-    if peft_config is not None:
-        final = final.merge_and_unload()
     model_dir = out_dir / "model"
-    if model_dir.exists():
+    acc = trainer.accelerator
+    if acc.is_main_process and model_dir.exists():
         shutil.rmtree(model_dir)
-    models.save(final, processor, model_dir)
+    acc.wait_for_everyone()
+    unwrapped = acc.unwrap_model(trainer.model)
+    if hasattr(unwrapped, "merge_and_unload"):  # a PEFT model (fresh or resumed): merge LoRA
+        merged = unwrapped.merge_and_unload()
+        if acc.is_main_process:
+            models.save(merged, processor, model_dir)
+    else:
+        trainer.save_model(str(model_dir))  # gathers FSDP shards; writes on the main process
+    acc.wait_for_everyone()
+    if not acc.is_main_process:
+        return StageResult(model_dir, out_dir, {})
+    (model_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle; run.json holds the config
     if not keep_checkpoints:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
 
@@ -520,7 +539,7 @@ def run_stage(
         "train_runtime_s": train_out.metrics.get("train_runtime"),
         "train_samples_per_s": train_out.metrics.get("train_samples_per_second"),
         "eval": eval_metrics,
-        "wall_s": round(wall, 2),
+        "wall_s": round(wall, 2), "cpu_s": round(time.process_time() - cpu0, 2),
     }  # fmt: skip
     (out_dir / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     log.info("%s: %d steps in %.1f s, loss %s -> %s", record["name"], record["global_step"], wall,

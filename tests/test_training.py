@@ -219,6 +219,7 @@ def test_run_json_and_dvclive_outputs(tmp_path_factory, tmp_path, params, data):
     assert (live / "plots" / "metrics" / "eval" / "trajectory_c2_loss.tsv").exists()
     assert "train" in json.loads((live / "metrics.json").read_text())
     assert not (live / "dvc.yaml").exists()
+    assert not [f.name for f in res.model_dir.iterdir() if f.suffix in (".bin", ".pt", ".pth", ".pkl")]
     models.load(res.model_dir, params)  # the output loads like any model directory
 
 
