@@ -5,9 +5,10 @@ Run: ``OMP_NUM_THREADS= .venv/bin/python benchmarks/train_speed.py [--steps 60] 
 sets the thread count per configuration itself).
 
 Both sides train the same tiny Qwen2-VL of the default profile (``model.tiny``, ``max_pixels``) on
-the same synthetic Stage III samples (640x360 JPEG frames, instruction + ``observation:`` + frame,
-``history`` earlier frame/action turns drawn from 0..history, one action per turn), with the same
-batch size, learning rate, assistant-only loss and number of steps:
+the same synthetic Stage III samples shaped like the data stage's (JPEG frames at
+``env`` size x ``data.image_scale``, instruction + ``observation:`` + frame, ``history`` earlier
+frame/action turns as ``data.trajectories.history``, one action per turn), with the same batch
+size, learning rate, assistant-only loss and number of steps:
 
 * **baseline** = TRL's defaults: data in TRL's ``messages``/``images`` form, TRL's
   ``DataCollatorForVisionLanguageModeling`` (pads each batch to its longest sample), random
@@ -28,6 +29,7 @@ import dataclasses
 import os
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -77,15 +79,26 @@ def trl_dataset(samples, params):
     rows = []
     for s in samples:
         msgs = to_messages(s)
-        rows.append({
-            "messages": [{"role": m["role"], "content": [
-                {"type": it["type"], "text": it.get("text")} for it in m["content"]]} for m in msgs],
-            "images": [{"bytes": b, "path": None} for b in s["image_bytes"]],
-        })  # fmt: skip
-    feats = Features({
-        "messages": List({"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})}),
-        "images": List(Image()),
-    })  # fmt: skip
+        rows.append(
+            {
+                "messages": [
+                    {
+                        "role": m["role"],
+                        "content": [{"type": it["type"], "text": it.get("text")} for it in m["content"]],
+                    }
+                    for m in msgs
+                ],
+                "images": [{"bytes": b, "path": None} for b in s["image_bytes"]],
+            }
+        )
+    feats = Features(
+        {
+            "messages": List(
+                {"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})}
+            ),
+            "images": List(Image()),
+        }
+    )
     return Dataset.from_list(rows, features=feats)
 
 
@@ -100,32 +113,63 @@ def run(label, model_dir, params, cfg, train, *, project, threads, steps, warmup
     timer = Timer(warmup)
     with tempfile.TemporaryDirectory() as tmp:
         if project:
-            ds = T.combine(to_dataset(train), processor, cfg.max_length, with_lengths=cfg.sampling == "group_by_length")
+            ds = T.combine(
+                to_dataset(train), processor, cfg.max_length, with_lengths=cfg.sampling == "group_by_length"
+            )
             collate = T.ChatCollator(processor, cfg.max_length, prescale=prescale)
-            args = T.sft_config(cfg, T.Path(tmp), params.seed, False, save_strategy="no", logging_steps=10**6,
-                                max_steps=steps + warmup)  # fmt: skip
+            args = T.sft_config(
+                cfg,
+                Path(tmp),
+                params.seed,
+                False,
+                save_strategy="no",
+                logging_steps=10**6,
+                max_steps=steps + warmup,
+            )
         else:
             ds = trl_dataset(train, params)
-            collate = DataCollatorForVisionLanguageModeling(processor, max_length=cfg.max_length,
-                                                            assistant_only_loss=True)  # fmt: skip
+            collate = DataCollatorForVisionLanguageModeling(
+                processor, max_length=cfg.max_length, assistant_only_loss=True
+            )
             # TRL's defaults, except what must match for a fair comparison (steps, batch, lr, the
             # assistant-only loss) and what is GPU-only (TRL defaults to gradient checkpointing and
             # bf16; both are off on both sides).
-            args = SFTConfig(output_dir=tmp, max_steps=steps + warmup, per_device_train_batch_size=cfg.batch_size,
-                             learning_rate=cfg.learning_rate, assistant_only_loss=True, gradient_checkpointing=False,
-                             bf16=False, use_cpu=True, report_to="none", save_strategy="no", logging_steps=10**6,
-                             disable_tqdm=True, max_length=cfg.max_length, seed=params.seed,
-                             include_num_input_tokens_seen="non_padding")  # fmt: skip
-        trainer = SFTTrainer(model=model, args=args, train_dataset=ds, data_collator=collate,
-                             processing_class=processor, callbacks=[timer])  # fmt: skip
+            args = SFTConfig(
+                output_dir=tmp,
+                max_steps=steps + warmup,
+                per_device_train_batch_size=cfg.batch_size,
+                learning_rate=cfg.learning_rate,
+                assistant_only_loss=True,
+                gradient_checkpointing=False,
+                bf16=False,
+                use_cpu=True,
+                report_to="none",
+                save_strategy="no",
+                logging_steps=10**6,
+                disable_tqdm=True,
+                max_length=cfg.max_length,
+                seed=params.seed,
+                include_num_input_tokens_seen="non_padding",
+            )
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=ds,
+            data_collator=collate,
+            processing_class=processor,
+            callbacks=[timer],
+        )
         trainer.remove_callback(PrinterCallback)
         trainer.train()
         pad = padding_fraction(trainer, steps)
     dt = timer.t1 - timer.t0
     tok = (timer.tok1 - timer.tok0) / dt
     res = (steps * cfg.batch_size / dt, tok, tok / (1 - pad))
-    print(f"{label:42s} {res[0]:9.1f} {res[1]:11.0f} {res[2]:11.0f}   ({dt / steps * 1000:.0f} ms/step, "
-          f"padding {pad:.0%})", flush=True)  # fmt: skip
+    print(
+        f"{label:42s} {res[0]:9.1f} {res[1]:11.0f} {res[2]:11.0f}   ({dt / steps * 1000:.0f} ms/step, "
+        f"padding {pad:.0%})",
+        flush=True,
+    )
     return res
 
 
@@ -135,48 +179,71 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=2, help="interleaved repetitions; the best of each is kept")
     ap.add_argument("--samples", type=int, default=600)
-    ap.add_argument("--history", type=int, default=2, help="earlier frame/action turns per sample: 0..history")
+    ap.add_argument(
+        "--history",
+        type=int,
+        default=None,
+        help="earlier frame/action turns per sample (default: params data.trajectories.history)",
+    )
     ap.add_argument("--no-ablation", action="store_true")
     a = ap.parse_args()
     params = config.load()
     cfg = params.stage3
+    if a.history is None:
+        a.history = params.data.trajectories.history
     default_threads = torch.get_num_threads()
     threads = cfg.cpu_threads or default_threads
-    train = T.synthetic_samples("trajectory", a.samples, params, seed=0, history=a.history)
+    scale = params.data.image_scale  # frames are stored at this scale of the env's size
+    size = (round(params.env.width * scale), round(params.env.height * scale))
+    train = T.synthetic_samples("trajectory", a.samples, params, seed=0, history=a.history, size=size)
     configs = {
-        "baseline (TRL defaults)": dict(project=False, threads=default_threads),
-        "project (params.stage3)": dict(project=True, threads=threads),
+        "baseline (TRL defaults)": {"project": False, "threads": default_threads},
+        "baseline, 1 thread": {"project": False, "threads": 1},
+        "project (params.stage3)": {"project": True, "threads": threads},
     }
     if not a.no_ablation:
         configs |= {
-            "project - length grouping": dict(project=True, threads=threads,
-                                              cfg=dataclasses.replace(cfg, sampling="random")),
-            "project - collation worker": dict(project=True, threads=threads,
-                                               cfg=dataclasses.replace(cfg, dataloader_workers=0)),
-            "project - frame prescale": dict(project=True, threads=threads, prescale=False),
-            f"project - 1 thread (threads={default_threads})": dict(project=True, threads=default_threads),
-        }  # fmt: skip
+            "project - length grouping": {"cfg": dataclasses.replace(cfg, sampling="random")},
+            "project - collation worker": {"cfg": dataclasses.replace(cfg, dataloader_workers=0)},
+            "project - frame prescale": {"prescale": False},
+            f"project - 1 thread (threads={default_threads})": {"threads": default_threads},
+        }
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = models.build_tiny(params, "qwen2_vl", [], f"{tmp}/base")
-        n_img = models.image_token_count(models.load(model_dir, params)[1], params.env.width, params.env.height)
-        print(f"tiny Qwen2-VL, {params.env.width}x{params.env.height} frames -> {n_img} visual tokens, batch "
-              f"{cfg.batch_size}, history 0..{a.history}, {a.steps} timed steps x {a.rounds} rounds (best kept); "
-              f"cores {os.cpu_count()}, torch default threads {default_threads}")  # fmt: skip
+        n_img = models.image_token_count(models.load(model_dir, params)[1], *size)
+        print(
+            f"tiny Qwen2-VL, {size[0]}x{size[1]} JPEG frames -> {n_img} visual tokens, "
+            f"batch {cfg.batch_size}, "
+            f"history {a.history} (+1 current frame), {a.steps} timed steps x {a.rounds} rounds (best kept); "
+            f"cores {os.cpu_count()}, torch default threads {default_threads}"
+        )
         print(f"{'configuration':42s} {'samples/s':>9s} {'tokens/s':>11s} {'padded t/s':>11s}")
         best: dict[str, tuple] = {}
         for r in range(a.rounds):
             for label, kw in configs.items():
-                kw = dict(kw)
-                res = run(f"{label} [round {r + 1}]", model_dir, params, kw.pop("cfg", cfg), train,
-                          steps=a.steps, warmup=a.warmup, **kw)  # fmt: skip
+                kw = {"project": True, "threads": threads, **kw}
+                c = kw.pop("cfg", cfg)
+                res = run(
+                    f"{label} [round {r + 1}]",
+                    model_dir,
+                    params,
+                    c,
+                    train,
+                    steps=a.steps,
+                    warmup=a.warmup,
+                    **kw,
+                )
                 if label not in best or res[0] > best[label][0]:
                     best[label] = res
     base, proj = best["baseline (TRL defaults)"], best["project (params.stage3)"]
     print("\nbest of rounds:")
     for label, res in best.items():
-        extra = "" if label.startswith(("baseline", "project (")) else f"   factor gains x{proj[0] / res[0]:.2f}"
-        print(f"{label:42s} {res[0]:9.1f} {res[1]:11.0f} {res[2]:11.0f}   x{res[0] / base[0]:.2f} of baseline{extra}")
+        gain = "" if not label.startswith("project -") else f"   the factor gains x{proj[0] / res[0]:.2f}"
+        cols = f"{res[0]:9.1f} {res[1]:11.0f} {res[2]:11.0f}"
+        print(f"{label:42s} {cols}   x{res[0] / base[0]:.2f} of baseline{gain}")
+    one = best["baseline, 1 thread"]
     print(f"RATIO project/baseline: samples/s x{proj[0] / base[0]:.2f}, tokens/s x{proj[1] / base[1]:.2f}")
+    print(f"ratio project/baseline at 1 thread (gain without the thread setting): x{proj[0] / one[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ here calls it), otherwise ``AutoProcessor`` silently returns the bare tokenizer.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterable, Sequence
@@ -62,10 +61,21 @@ log = logging.getLogger(__name__)
 BACKBONES = ("qwen2_vl", "llava_next")
 # NOTE(code Qwen2-VL tokenizer): the chat/vision special tokens of Qwen2-VL, in its id order.
 QWEN_SPECIALS = (
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
-    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
-    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
-)  # fmt: skip
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
 LLAVA_IMAGE_TOKEN = "<image>"
 SYSTEM_PROMPT = "You are a helpful assistant."
 # What one image item renders to in the prompt; the processor expands the pad/<image> token to
@@ -76,7 +86,10 @@ IMAGE_PLACEHOLDER = {
 }
 # Where an assistant turn's loss span starts (after this header) and ends (this token, included),
 # per chat-template layout; must agree with the {% generation %} markers of chat_template().
-ASSISTANT_HEADER = {"qwen": "<|im_start|>assistant\n", "llama3": "<|start_header_id|>assistant<|end_header_id|>\n\n"}
+ASSISTANT_HEADER = {
+    "qwen": "<|im_start|>assistant\n",
+    "llama3": "<|start_header_id|>assistant<|end_header_id|>\n\n",
+}
 END_OF_TURN = {"qwen": "<|im_end|>", "llama3": "<|eot_id|>"}
 # The Qwen2 pre-tokenizer split (stack.md §1.7).
 QWEN_REGEX = (
@@ -113,23 +126,29 @@ def chat_template(image_placeholder: str, layout: str = "qwen") -> str:
             "{%- for message in messages -%}"
             "{%- if loop.first and message['role'] != 'system' -%}"
             "<|im_start|>system" + nl + SYSTEM_PROMPT + "<|im_end|>" + nl + "{%- endif -%}"
-            "<|im_start|>{{ message['role'] }}" + nl
-            + "{%- if message['role'] == 'assistant' -%}"
-            "{% generation %}{{ render(message['content']) }}<|im_end|>{% endgeneration %}" + nl
-            + "{%- else -%}{{ render(message['content']) }}<|im_end|>" + nl + "{%- endif -%}"
+            "<|im_start|>{{ message['role'] }}" + nl + "{%- if message['role'] == 'assistant' -%}"
+            "{% generation %}{{ render(message['content']) }}<|im_end|>{% endgeneration %}"
+            + nl
+            + "{%- else -%}{{ render(message['content']) }}<|im_end|>"
+            + nl
+            + "{%- endif -%}"
             "{%- endfor -%}"
             "{%- if add_generation_prompt -%}<|im_start|>assistant" + nl + "{%- endif -%}"
         )
     elif layout == "llama3":
         body = (
             "{{ bos_token }}{%- for message in messages -%}"
-            "<|start_header_id|>{{ message['role'] }}<|end_header_id|>" + nl + nl
+            "<|start_header_id|>{{ message['role'] }}<|end_header_id|>"
+            + nl
+            + nl
             + "{%- if message['role'] == 'assistant' -%}"
             "{% generation %}{{ render(message['content']) }}<|eot_id|>{% endgeneration %}"
             "{%- else -%}{{ render(message['content']) }}<|eot_id|>{%- endif -%}"
             "{%- endfor -%}"
             "{%- if add_generation_prompt -%}<|start_header_id|>assistant<|end_header_id|>"
-            + nl + nl + "{%- endif -%}"
+            + nl
+            + nl
+            + "{%- endif -%}"
         )
     else:
         raise ValueError(f"chat template layout: expected 'qwen' or 'llama3', found {layout!r}")
@@ -187,7 +206,9 @@ def default_corpus(tasks_dir: Path = TASKS_DIR) -> list[str]:
     return [t for t in texts if t]
 
 
-def train_tokenizer(corpus_texts: Iterable[str], vocab_size: int, specials: Sequence[str]) -> PreTrainedTokenizerFast:
+def train_tokenizer(
+    corpus_texts: Iterable[str], vocab_size: int, specials: Sequence[str]
+) -> PreTrainedTokenizerFast:
     """Train a Qwen2-style byte-level BPE tokenizer on ``corpus_texts`` (stack.md §1.7).
 
     ``specials`` get ids ``0..len(specials)-1`` in order; ``vocab_size`` is an upper bound (the
@@ -197,10 +218,12 @@ def train_tokenizer(corpus_texts: Iterable[str], vocab_size: int, specials: Sequ
 
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN_REGEX), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])  # fmt: skip
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_REGEX), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=max(vocab_size, len(specials) + 256 + 1),
@@ -267,30 +290,55 @@ def build_tiny(params: Params, backbone: str, corpus_texts: Iterable[str], out_d
     tok.chat_template = chat_template(IMAGE_PLACEHOLDER[backbone])
     ids = {t: tok.convert_tokens_to_ids(t) for t in specials}
     head_dim = tc.hidden_size // tc.num_heads
-    text_kwargs = dict(
-        vocab_size=_round_up(len(tok)), hidden_size=tc.hidden_size, intermediate_size=tc.intermediate_size,
-        num_hidden_layers=tc.num_layers, num_attention_heads=tc.num_heads, num_key_value_heads=tc.num_kv_heads,
-        max_position_embeddings=4096, bos_token_id=None, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id, tie_word_embeddings=False,
-    )  # fmt: skip
+    text_kwargs = {
+        "vocab_size": _round_up(len(tok)),
+        "hidden_size": tc.hidden_size,
+        "intermediate_size": tc.intermediate_size,
+        "num_hidden_layers": tc.num_layers,
+        "num_attention_heads": tc.num_heads,
+        "num_key_value_heads": tc.num_kv_heads,
+        "max_position_embeddings": 4096,
+        "bos_token_id": None,
+        "eos_token_id": tok.eos_token_id,
+        "pad_token_id": tok.pad_token_id,
+        "tie_word_embeddings": False,
+    }
     torch.manual_seed(params.seed)
     if backbone == "qwen2_vl":
-        text_kwargs["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e6,
-                                          "mrope_section": _mrope_section(head_dim)}  # fmt: skip
+        text_kwargs["rope_parameters"] = {
+            "rope_type": "default",
+            "rope_theta": 1e6,
+            "mrope_section": _mrope_section(head_dim),
+        }
         cfg = Qwen2VLConfig(
             text_config=text_kwargs,
-            vision_config=dict(depth=tc.vision_depth, embed_dim=tc.vision_embed_dim, hidden_size=tc.hidden_size,
-                               num_heads=tc.vision_heads, mlp_ratio=2, patch_size=14, spatial_merge_size=2,
-                               temporal_patch_size=2, in_channels=3),  # fmt: skip
-            image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-            vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+            vision_config={
+                "depth": tc.vision_depth,
+                "embed_dim": tc.vision_embed_dim,
+                "hidden_size": tc.hidden_size,
+                "num_heads": tc.vision_heads,
+                "mlp_ratio": 2,
+                "patch_size": 14,
+                "spatial_merge_size": 2,
+                "temporal_patch_size": 2,
+                "in_channels": 3,
+            },
+            image_token_id=ids["<|image_pad|>"],
+            video_token_id=ids["<|video_pad|>"],
+            vision_start_token_id=ids["<|vision_start|>"],
+            vision_end_token_id=ids["<|vision_end|>"],
             tie_word_embeddings=False,
-        )  # fmt: skip
+        )
         model = Qwen2VLForConditionalGeneration(cfg)
         from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-        image_processor = Qwen2VLImageProcessorPil(min_pixels=mc.min_pixels, max_pixels=mc.max_pixels,
-                                                   patch_size=14, temporal_patch_size=2, merge_size=2)  # fmt: skip
+        image_processor = Qwen2VLImageProcessorPil(
+            min_pixels=mc.min_pixels,
+            max_pixels=mc.max_pixels,
+            patch_size=14,
+            temporal_patch_size=2,
+            merge_size=2,
+        )
         processor = ImageOnlyQwen2VLProcessor(image_processor, tok, chat_template=tok.chat_template)
     else:
         crop = llava_crop(mc.max_pixels)
@@ -298,31 +346,52 @@ def build_tiny(params: Params, backbone: str, corpus_texts: Iterable[str], out_d
         # The last ViT layer feeds the projector (-1, not LLaVA's -2) so no tiny layer is dead.
         pinpoints = [[crop, 2 * crop], [2 * crop, crop]]  # (height, width): landscape or portrait
         vision = CLIPVisionConfig(
-            hidden_size=tc.vision_embed_dim, intermediate_size=2 * tc.vision_embed_dim,
-            num_hidden_layers=tc.vision_depth, num_attention_heads=tc.vision_heads,
-            image_size=crop, patch_size=14, projection_dim=tc.vision_embed_dim,
-        )  # fmt: skip
+            hidden_size=tc.vision_embed_dim,
+            intermediate_size=2 * tc.vision_embed_dim,
+            num_hidden_layers=tc.vision_depth,
+            num_attention_heads=tc.vision_heads,
+            image_size=crop,
+            patch_size=14,
+            projection_dim=tc.vision_embed_dim,
+        )
         cfg = LlavaNextConfig(
-            vision_config=vision, text_config=Qwen2Config(**text_kwargs),
-            image_token_index=ids[LLAVA_IMAGE_TOKEN], image_grid_pinpoints=pinpoints,
-            vision_feature_layer=-1, vision_feature_select_strategy="default",
-            image_seq_length=(crop // 14) ** 2, tie_word_embeddings=False,
-        )  # fmt: skip
+            vision_config=vision,
+            text_config=Qwen2Config(**text_kwargs),
+            image_token_index=ids[LLAVA_IMAGE_TOKEN],
+            image_grid_pinpoints=pinpoints,
+            vision_feature_layer=-1,
+            vision_feature_select_strategy="default",
+            image_seq_length=(crop // 14) ** 2,
+            tie_word_embeddings=False,
+        )
         model = LlavaNextForConditionalGeneration(cfg)
         from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
         image_processor = LlavaNextImageProcessorPil(
-            size={"shortest_edge": crop}, crop_size={"height": crop, "width": crop},
+            size={"shortest_edge": crop},
+            crop_size={"height": crop, "width": crop},
             image_grid_pinpoints=pinpoints,
-        )  # fmt: skip
-        processor = LlavaNextProcessor(image_processor, tok, patch_size=14, num_additional_image_tokens=1,
-                                       vision_feature_select_strategy="default",
-                                       chat_template=tok.chat_template)  # fmt: skip
+        )
+        processor = LlavaNextProcessor(
+            image_processor,
+            tok,
+            patch_size=14,
+            num_additional_image_tokens=1,
+            vision_feature_select_strategy="default",
+            chat_template=tok.chat_template,
+        )
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     save(model, processor, out_dir)
     n = sum(p.numel() for p in model.parameters())
-    log.info("built tiny %s: %d params, vocab %d (%d special), saved to %s", backbone, n, len(tok), len(specials), out_dir)
+    log.info(
+        "built tiny %s: %d params, vocab %d (%d special), saved to %s",
+        backbone,
+        n,
+        len(tok),
+        len(specials),
+        out_dir,
+    )
     return out_dir
 
 
@@ -374,9 +443,11 @@ def load(path_or_id: str | Path, params: Params | ModelConfig, *, action_space: 
     if not isinstance(processor, ProcessorMixin):
         raise TypeError(f"{src}: AutoProcessor returned {type(processor).__name__}, not a processor")
     model = AutoModelForImageTextToText.from_pretrained(
-        src, dtype=getattr(torch, mc.dtype), attn_implementation=mc.attn_implementation,
+        src,
+        dtype=getattr(torch, mc.dtype),
+        attn_implementation=mc.attn_implementation,
         trust_remote_code=mc.trust_remote_code,
-    )  # fmt: skip
+    )
     tok = processor.tokenizer
     added = add_vocabulary(model, tok, action_space)
     if added:
@@ -430,7 +501,9 @@ def image_token_count(processor: Any, width: int, height: int) -> int:
     from PIL import Image
 
     msgs = [{"role": "user", "content": [{"type": "image", "image": Image.new("RGB", (width, height))}]}]
-    ids = processor.apply_chat_template(msgs, tokenize=True, return_dict=True, return_tensors="pt")["input_ids"]
+    ids = processor.apply_chat_template(msgs, tokenize=True, return_dict=True, return_tensors="pt")[
+        "input_ids"
+    ]
     return int((ids == processor.image_token_id).sum())
 
 

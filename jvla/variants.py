@@ -34,8 +34,13 @@ from jvla.config import Params, TrainConfig, VariantConfig
 
 POST_KINDS = ("none", "vlp", "knowledge", "vision", "grounding", "one_stage")
 # Stage kind of a run -> the params section holding its hyperparameters.
-SECTION = {"stage1": "stage1", "stage2": "stage2", "stage3": "stage3", "finetune": "finetune",
-           "one_stage": "stage3"}  # fmt: skip
+SECTION = {
+    "stage1": "stage1",
+    "stage2": "stage2",
+    "stage3": "stage3",
+    "finetune": "finetune",
+    "one_stage": "stage3",
+}
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,10 @@ def _post_runs(backbone: str, post: str, apt_chunk: int) -> list[RunSpec]:
     if post in ("vision", "grounding"):
         return [RunSpec(f"post/{backbone}/{post}", "stage2", backbone, base, (post,))]
     if post == "vlp":
-        return [knowledge, RunSpec(f"post/{backbone}/vlp", "stage2", backbone, knowledge.name, ("vision", "grounding"))]
+        return [
+            knowledge,
+            RunSpec(f"post/{backbone}/vlp", "stage2", backbone, knowledge.name, ("vision", "grounding")),
+        ]
     if post == "one_stage":
         # NOTE(paper Table 2): "co-training the original Qwen2-VL on non-trajectory and trajectory
         # data together in one stage", from the base model, then the same task fine-tune.
@@ -93,8 +101,15 @@ def variant_runs(name: str, v: VariantConfig) -> list[RunSpec]:
     runs += _post_runs(v.backbone, v.post_training, v.apt_chunk)
     if v.stage3:
         post = v.post_training
-        runs.append(RunSpec(f"stage3/{v.backbone}/{post}/c{v.apt_chunk}", "stage3", v.backbone, runs[-1].name,
-                            (f"trajectory_c{v.apt_chunk}",)))  # fmt: skip
+        runs.append(
+            RunSpec(
+                f"stage3/{v.backbone}/{post}/c{v.apt_chunk}",
+                "stage3",
+                v.backbone,
+                runs[-1].name,
+                (f"trajectory_c{v.apt_chunk}",),
+            )
+        )
     runs.append(RunSpec(final_run(name), "finetune", v.backbone, runs[-1].name, (f"task_c{v.ft_chunk}",)))
     return runs
 
@@ -136,6 +151,7 @@ def train_config(params: Params, run: RunSpec) -> TrainConfig:
     cfg: TrainConfig = getattr(params, SECTION[run.stage])
     if run.stage == "one_stage":
         secs = (params.stage1, params.stage2, params.stage3)
-        cfg = dataclasses.replace(cfg, max_steps=sum(s.max_steps for s in secs),
-                                  max_length=max(s.max_length for s in secs))  # fmt: skip
+        cfg = dataclasses.replace(
+            cfg, max_steps=sum(s.max_steps for s in secs), max_length=max(s.max_length for s in secs)
+        )
     return cfg

@@ -43,7 +43,12 @@ def test_saved_files_are_safetensors_and_reload(tiny):
 def test_vocabulary_holds_chat_grounding_and_action_tokens(tiny, space):
     _, _, model, processor = tiny
     tok = processor.tokenizer
-    wanted = [*models.QWEN_SPECIALS, *GROUNDING_TOKENS, models.LLAVA_IMAGE_TOKEN, *action_token_strings(space)]
+    wanted = [
+        *models.QWEN_SPECIALS,
+        *GROUNDING_TOKENS,
+        models.LLAVA_IMAGE_TOKEN,
+        *action_token_strings(space),
+    ]
     for t in wanted:
         ids = tok(t, add_special_tokens=False)["input_ids"]
         assert len(ids) == 1, f"{t} is not one token: {ids}"
@@ -55,25 +60,39 @@ def test_vocabulary_holds_chat_grounding_and_action_tokens(tiny, space):
 
 def test_chat_template_renders_qwen2_vl_layout(tiny):
     backbone, _, _, processor = tiny
-    msgs = [{"role": "user", "content": [{"type": "text", "text": "Mine it.\nobservation: "}, {"type": "image"}]},
-            {"role": "assistant", "content": [{"type": "text", "text": "ok"}]}]  # fmt: skip
-    text = processor.tokenizer.apply_chat_template(msgs, tokenize=False, chat_template=processor.chat_template)
+    msgs = [
+        {"role": "user", "content": [{"type": "text", "text": "Mine it.\nobservation: "}, {"type": "image"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "ok"}]},
+    ]
+    text = processor.tokenizer.apply_chat_template(
+        msgs, tokenize=False, chat_template=processor.chat_template
+    )
     img = models.IMAGE_PLACEHOLDER[backbone]
     assert text == (
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
         f"<|im_start|>user\nMine it.\nobservation: {img}<|im_end|>\n<|im_start|>assistant\nok<|im_end|>\n"
     )
-    prompt = processor.tokenizer.apply_chat_template(msgs[:1], tokenize=False, add_generation_prompt=True,
-                                                     chat_template=processor.chat_template)  # fmt: skip
+    prompt = processor.tokenizer.apply_chat_template(
+        msgs[:1], tokenize=False, add_generation_prompt=True, chat_template=processor.chat_template
+    )
     assert prompt.endswith("<|im_end|>\n<|im_start|>assistant\n")
 
 
 def test_generation_markers_cover_assistant_content_and_end_token(tiny):
     _, _, _, processor = tiny
-    msgs = [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
-            {"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}]  # fmt: skip
-    out = processor.tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=True, return_assistant_tokens_mask=True,
-                                                  chat_template=processor.chat_template)  # fmt: skip
+    msgs = [
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "a1"},
+        {"role": "user", "content": "q2"},
+        {"role": "assistant", "content": "a2"},
+    ]
+    out = processor.tokenizer.apply_chat_template(
+        msgs,
+        tokenize=True,
+        return_dict=True,
+        return_assistant_tokens_mask=True,
+        chat_template=processor.chat_template,
+    )
     ids = [i for i, m in zip(out["input_ids"], out["assistant_masks"], strict=True) if m]
     assert processor.tokenizer.decode(ids) == "a1<|im_end|>a2<|im_end|>"
 
@@ -92,10 +111,18 @@ def test_generate_runs(tiny, params):
     from PIL import Image
 
     _, _, model, processor = tiny
-    msgs = [{"role": "user", "content": [{"type": "text", "text": "observation: "},
-                                         {"type": "image", "image": Image.new("RGB", (320, 180), (200, 0, 0))}]}]  # fmt: skip
-    inp = processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=True,
-                                        return_tensors="pt")  # fmt: skip
+    msgs = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "observation: "},
+                {"type": "image", "image": Image.new("RGB", (320, 180), (200, 0, 0))},
+            ],
+        }
+    ]
+    inp = processor.apply_chat_template(
+        msgs, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
     out = model.generate(**inp, max_new_tokens=3, do_sample=False)
     assert out.shape[1] == inp["input_ids"].shape[1] + 3
 

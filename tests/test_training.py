@@ -32,15 +32,24 @@ def tiny_dir(tmp_path_factory, params, backbone):
 @pytest.fixture(scope="module")
 def data(params):
     """Small synthetic datasets of each kind (history up to 2, chunk 2 for trajectories)."""
-    out = {k: store.to_dataset(T.synthetic_samples(k, 16, params, seed=i, history=2, chunk=2))
-           for i, k in enumerate(KINDS)}  # fmt: skip
+    out = {
+        k: store.to_dataset(T.synthetic_samples(k, 16, params, seed=i, history=2, chunk=2))
+        for i, k in enumerate(KINDS)
+    }
     return out
 
 
 def one_step(params, **kw):
     """Stage hyperparameters for a one-step run: no warmup (the first step would have lr 0)."""
-    base = dict(max_steps=1, warmup_steps=0, save_steps=1000, eval_steps=1000, logging_steps=1, batch_size=8,
-                dataloader_workers=0)  # fmt: skip
+    base = {
+        "max_steps": 1,
+        "warmup_steps": 0,
+        "save_steps": 1000,
+        "eval_steps": 1000,
+        "logging_steps": 1,
+        "batch_size": 8,
+        "dataloader_workers": 0,
+    }
     return dataclasses.replace(params.stage3, **{**base, **kw})
 
 
@@ -61,9 +70,14 @@ def test_collator_masks_everything_but_assistant_tokens(backbone, tmp_path_facto
                 if it["type"] == "image":
                     it["image"] = next(images)
         msgs.append(m)
-    ref = processor.apply_chat_template(msgs, tokenize=True, return_dict=True, return_tensors="pt",
-                                        return_assistant_tokens_mask=True,
-                                        processor_kwargs={"padding": True, "padding_side": "right"})  # fmt: skip
+    ref = processor.apply_chat_template(
+        msgs,
+        tokenize=True,
+        return_dict=True,
+        return_tensors="pt",
+        return_assistant_tokens_mask=True,
+        processor_kwargs={"padding": True, "padding_side": "right"},
+    )
     assert torch.equal(ref["input_ids"], ids)
     expected = ref["assistant_masks"].bool() & ref["attention_mask"].bool()
     assert torch.equal(labels != -100, expected), "loss mask differs from the generation markers"
@@ -74,8 +88,12 @@ def test_collator_masks_everything_but_assistant_tokens(backbone, tmp_path_facto
         assert not (labels == tok.convert_tokens_to_ids(t)).any(), t
     # a trajectory row: exactly its action strings and an <|im_end|> per assistant turn
     traj = next(i for i, s in enumerate(rows) if s["label"][0] == "trajectory")
-    want = "".join(it["text"] + "<|im_end|>" for t in rows[traj]["conversations"] if t["role"] == "assistant"
-                   for it in t["content"])  # fmt: skip
+    want = "".join(
+        it["text"] + "<|im_end|>"
+        for t in rows[traj]["conversations"]
+        if t["role"] == "assistant"
+        for it in t["content"]
+    )
     assert tok.decode(ids[traj][labels[traj] != -100]) == want
     # the length column predicts the collated lengths exactly (used for length grouping)
     est = T.LengthEstimator(processor)
@@ -84,8 +102,7 @@ def test_collator_masks_everything_but_assistant_tokens(backbone, tmp_path_facto
 
 def test_assistant_mask_on_ids():
     header, end = [1, 7, 9], 2
-    ids = torch.tensor([[1, 5, 9, 4, 2, 1, 7, 9, 3, 3, 2, 0, 0],
-                        [1, 7, 9, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6]])  # fmt: skip
+    ids = torch.tensor([[1, 5, 9, 4, 2, 1, 7, 9, 3, 3, 2, 0, 0], [1, 7, 9, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6]])
     m = T.assistant_mask(ids, header, end)
     assert m[0].nonzero().flatten().tolist() == [8, 9, 10]  # content + end token, header excluded
     assert m[1].nonzero().flatten().tolist() == list(range(3, 13))  # cut by truncation: to the end
@@ -103,7 +120,10 @@ def test_collator_truncates_text_and_drops_long_image_samples(tmp_path_factory, 
 def test_augmentation_keeps_sizes_and_masks(tmp_path_factory, params, data):
     _, processor = models.load(tiny_dir(tmp_path_factory, params, "qwen2_vl"), params)
     rows = [data[k][i] for i in range(2) for k in KINDS]
-    plain, aug = T.ChatCollator(processor, 512)(rows), T.ChatCollator(processor, 512, augment=True, seed=1)(rows)
+    plain, aug = (
+        T.ChatCollator(processor, 512)(rows),
+        T.ChatCollator(processor, 512, augment=True, seed=1)(rows),
+    )
     assert torch.equal(plain["image_grid_thw"], aug["image_grid_thw"])
     assert not torch.equal(plain["pixel_values"], aug["pixel_values"])
     traj = [i for i, s in enumerate(rows) if s["label"][0] == "trajectory"]
@@ -127,10 +147,13 @@ DEAD = ("vision_tower.post_layernorm.",)
 
 
 @pytest.mark.parametrize(("backbone", "stage", "kinds", "peft"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
-def test_one_step_changes_exactly_the_trainable_parameters(backbone, stage, kinds, peft, tmp_path_factory,
-                                                           tmp_path, params, data):  # fmt: skip
+def test_one_step_changes_exactly_the_trainable_parameters(
+    backbone, stage, kinds, peft, tmp_path_factory, tmp_path, params, data
+):
     parent = tiny_dir(tmp_path_factory, params, backbone)
-    res = T.run_stage(stage, params, parent, [data[k] for k in kinds], tmp_path, cfg=one_step(params, peft=peft))
+    res = T.run_stage(
+        stage, params, parent, [data[k] for k in kinds], tmp_path, cfg=one_step(params, peft=peft)
+    )
     before, after = load_file(parent / "model.safetensors"), load_file(res.model_dir / "model.safetensors")
     assert before.keys() == after.keys()
     rule = T.TRAINABLE[stage]
@@ -146,12 +169,21 @@ def test_one_step_changes_exactly_the_trainable_parameters(backbone, stage, kind
 
 def test_lora_trains_adapters_head_and_action_rows_only(tmp_path_factory, tmp_path, params, data, space):
     parent = tiny_dir(tmp_path_factory, params, "qwen2_vl")
-    res = T.run_stage("stage3", params, parent, data["trajectory"], tmp_path, cfg=one_step(params, peft="lora"))
+    res = T.run_stage(
+        "stage3", params, parent, data["trajectory"], tmp_path, cfg=one_step(params, peft="lora")
+    )
     before, after = load_file(parent / "model.safetensors"), load_file(res.model_dir / "model.safetensors")
     _, processor = models.load(parent, params)
     action_ids = set(ActionTokenizer.from_tokenizer(processor.tokenizer, space).action_ids)
-    lora = ("q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight", "gate_proj.weight",
-            "up_proj.weight", "down_proj.weight")  # fmt: skip
+    lora = (
+        "q_proj.weight",
+        "k_proj.weight",
+        "v_proj.weight",
+        "o_proj.weight",
+        "gate_proj.weight",
+        "up_proj.weight",
+        "down_proj.weight",
+    )
     for name in before:
         changed = not torch.equal(before[name], after[name])
         if models.param_group(name) != "language":
@@ -199,15 +231,24 @@ def test_resume_continues_step_count_and_loss(peft, tmp_path_factory, tmp_path, 
     full_loss, res_loss = live_losses(tmp_path / "full"), live_losses(out)
     assert sorted(res_loss) == [1, 2, 3, 4], res_loss
     assert [res_loss[k] for k in (3, 4)] == pytest.approx([full_loss[k] for k in (3, 4)], rel=1e-4), (
-        "the resumed run must reproduce the uninterrupted losses")  # fmt: skip
+        "the resumed run must reproduce the uninterrupted losses"
+    )
     assert res.record["train_loss_last"] == pytest.approx(full.record["train_loss_last"], rel=1e-4)
     assert not (out / "checkpoints").exists()
 
 
 def test_run_json_and_dvclive_outputs(tmp_path_factory, tmp_path, params, data):
     parent = tiny_dir(tmp_path_factory, params, "qwen2_vl")
-    res = T.run_stage("stage3", params, parent, data["trajectory"], tmp_path, eval_data={"trajectory_c2": data["trajectory"]},
-                      cfg=one_step(params, max_steps=2), name="stage3/test")  # fmt: skip
+    res = T.run_stage(
+        "stage3",
+        params,
+        parent,
+        data["trajectory"],
+        tmp_path,
+        eval_data={"trajectory_c2": data["trajectory"]},
+        cfg=one_step(params, max_steps=2),
+        name="stage3/test",
+    )
     rec = json.loads((tmp_path / "run.json").read_text())
     for key in ("config", "versions", "seed", "device", "wall_s", "git", "threads", "params_trainable"):
         assert key in rec, key
@@ -228,16 +269,24 @@ def test_sft_config_maps_the_paper_hyperparameters(tmp_path):
     args = T.sft_config(paper.stage3, tmp_path, paper.seed, True, bf16=False)
     assert (args.learning_rate, args.warmup_steps, args.lr_scheduler_type.value) == (5e-6, 200, "cosine")
     assert (args.adam_beta1, args.adam_beta2, args.adam_epsilon, args.weight_decay) == (0.9, 0.95, 1e-8, 0.0)
-    assert (args.max_grad_norm, args.per_device_train_batch_size, args.gradient_accumulation_steps) == (1.0, 8, 1)
+    assert (args.max_grad_norm, args.per_device_train_batch_size, args.gradient_accumulation_steps) == (
+        1.0,
+        8,
+        1,
+    )
     assert args.seed == 42 and args.activation_checkpointing
     s1 = T.sft_config(paper.stage1, tmp_path, paper.seed, True, bf16=False)
     assert (s1.per_device_train_batch_size, s1.gradient_accumulation_steps) == (2, 4)
 
 
 def test_run_named_builds_and_chains_runs(tmp_path, params, data, capsys):
-    p = dataclasses.replace(config.load(profile="smoke"), variants={"il": config.VariantConfig(post_training="none")})
+    p = dataclasses.replace(
+        config.load(profile="smoke"), variants={"il": config.VariantConfig(post_training="none")}
+    )
     root = tmp_path / "data"
-    store.save({"train": list(data["trajectory"]), "eval": list(data["trajectory"])[:4]}, root / "trajectory_c1")
+    store.save(
+        {"train": list(data["trajectory"]), "eval": list(data["trajectory"])[:4]}, root / "trajectory_c1"
+    )
     store.save({"train": list(data["trajectory"])}, root / "task_c1")
     T.main(["--list", "--profile", "smoke"])
     assert "finetune/actvlp" in capsys.readouterr().out
@@ -245,7 +294,9 @@ def test_run_named_builds_and_chains_runs(tmp_path, params, data, capsys):
         T.run_named(run, p, root, tmp_path / "models")
     assert (tmp_path / "models" / "finetune" / "il" / "model" / "model.safetensors").exists()
     rec = json.loads((tmp_path / "models" / "finetune" / "il" / "run.json").read_text())
-    assert rec["parent"].endswith("stage3/qwen2_vl/none/c1/model") and rec["global_step"] == p.finetune.max_steps
+    assert (
+        rec["parent"].endswith("stage3/qwen2_vl/none/c1/model") and rec["global_step"] == p.finetune.max_steps
+    )
 
 
 # ------------------------------------------------------------------------------------ behaviour
@@ -255,8 +306,9 @@ def test_tiny_model_learns_colour_to_action(tmp_path_factory, tmp_path, params, 
     t0 = time.process_time()
     parent = tiny_dir(tmp_path_factory, params, "qwen2_vl")
     train = store.to_dataset(T.synthetic_samples("trajectory", 256, params, seed=0))
-    cfg = dataclasses.replace(params.stage3, max_steps=100, warmup_steps=10, save_steps=1000, logging_steps=50,
-                              dataloader_workers=0)  # all CPU time in this process, for the budget check
+    cfg = dataclasses.replace(
+        params.stage3, max_steps=100, warmup_steps=10, save_steps=1000, logging_steps=50, dataloader_workers=0
+    )  # all CPU time in this process, for the budget check
     res = T.run_stage("stage3", params, parent, train, tmp_path, cfg=cfg)
     model, processor = models.load(res.model_dir, params)
     model.eval()
@@ -271,10 +323,16 @@ def test_tiny_model_learns_colour_to_action(tmp_path_factory, tmp_path, params, 
                 if it["type"] == "image":
                     it["image"] = next(images)
         msgs.append(m)
-    inp = processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=True,
-                                        return_tensors="pt", processor_kwargs={"padding": True, "padding_side": "left"})  # fmt: skip
+    inp = processor.apply_chat_template(
+        msgs,
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        return_tensors="pt",
+        processor_kwargs={"padding": True, "padding_side": "left"},
+    )
     with torch.no_grad():
-        gen = model.generate(**inp, max_new_tokens=12, do_sample=False)[:, inp["input_ids"].shape[1]:]
+        gen = model.generate(**inp, max_new_tokens=12, do_sample=False)[:, inp["input_ids"].shape[1] :]
     hits = 0
     for s, g in zip(test, gen.tolist(), strict=True):
         want = tok.encode_ids([actions[s["label"][1]]])

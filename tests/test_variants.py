@@ -18,7 +18,9 @@ def runs(params):
 def test_required_variants_are_in_params(params):
     v = params.variants
     assert {"raw", "il", "actvlp", "one_stage", "knowledge", "vision", "grounding"} <= set(v)
-    chunks = {(c.apt_chunk, c.ft_chunk) for c in v.values() if c.post_training == "vlp" and c.backbone == "qwen2_vl"}
+    chunks = {
+        (c.apt_chunk, c.ft_chunk) for c in v.values() if c.post_training == "vlp" and c.backbone == "qwen2_vl"
+    }
     assert {(1, 1), (1, 3), (3, 3)} <= chunks, "Table 4 settings APT/FT = 1/1, 1/3, 3/3"
     llava = {c.post_training for c in v.values() if c.backbone == "llava_next"}
     assert {"none", "vlp"} <= llava, "backbone ablation: raw and ActVLP on LLaVA-NeXT"
@@ -40,11 +42,20 @@ def test_chains_of_the_paper_variants(runs):
 
     assert stages("raw") == ["base/qwen2_vl", "finetune/raw"]
     assert stages("il") == ["base/qwen2_vl", "stage3/qwen2_vl/none/c1", "finetune/il"]
-    assert stages("actvlp") == ["base/qwen2_vl", "post/qwen2_vl/knowledge", "post/qwen2_vl/vlp",
-                                "stage3/qwen2_vl/vlp/c1", "finetune/actvlp"]  # fmt: skip
+    assert stages("actvlp") == [
+        "base/qwen2_vl",
+        "post/qwen2_vl/knowledge",
+        "post/qwen2_vl/vlp",
+        "stage3/qwen2_vl/vlp/c1",
+        "finetune/actvlp",
+    ]
     assert stages("one_stage") == ["base/qwen2_vl", "post/qwen2_vl/one_stage/c1", "finetune/one_stage"]
-    assert stages("grounding") == ["base/qwen2_vl", "post/qwen2_vl/grounding", "stage3/qwen2_vl/grounding/c1",
-                                   "finetune/grounding"]  # fmt: skip
+    assert stages("grounding") == [
+        "base/qwen2_vl",
+        "post/qwen2_vl/grounding",
+        "stage3/qwen2_vl/grounding/c1",
+        "finetune/grounding",
+    ]
 
 
 def test_shared_runs_are_trained_once(params, runs):
@@ -73,9 +84,16 @@ def test_runs_are_topologically_ordered_with_known_data(runs):
         for d in r.data:
             assert d in KINDS or d.startswith(("trajectory_c", "task_c")), d
     one = runs["post/qwen2_vl/one_stage/c1"]
-    assert one.stage == "one_stage" and set(one.data) == KINDS | {"trajectory_c1"} and one.parent == "base/qwen2_vl"
+    assert (
+        one.stage == "one_stage"
+        and set(one.data) == KINDS | {"trajectory_c1"}
+        and one.parent == "base/qwen2_vl"
+    )
     assert runs["post/qwen2_vl/knowledge"].stage == "stage1"
-    assert runs["post/qwen2_vl/vlp"].stage == "stage2" and runs["post/qwen2_vl/vlp"].data == ("vision", "grounding")
+    assert runs["post/qwen2_vl/vlp"].stage == "stage2" and runs["post/qwen2_vl/vlp"].data == (
+        "vision",
+        "grounding",
+    )
 
 
 def test_train_config_of_runs(params, runs):
