@@ -270,7 +270,7 @@ class _GuiExpert(_Base):
     the screen (items in hand return to the inventory), reopen it and plan again.
     """
 
-    CONFIRM_STEPS = 20
+    CONFIRM_STEPS = 40  # 2 s: the client can lag behind its input for a second after a reset
     SETTLE_STEPS = 3  # steps to wait after a screen opens before the first click
 
     def __init__(self, task: Task, space: ActionSpace):

@@ -223,7 +223,8 @@ def test_interrupted_or_killed_owner_leaves_no_game_process(how):
     """Ctrl-C in the owning process runs the cleanup; a SIGKILLed owner takes its children along
     (PR_SET_PDEATHSIG)."""
     code = textwrap.dedent("""
-        import sys, time
+        import signal, sys, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
         from jvla import config
         from jvla.envs.minetest import MinetestEnv
         env = MinetestEnv(config.load())

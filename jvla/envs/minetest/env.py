@@ -49,6 +49,7 @@ ARENA_RADIUS = 6
 ARENA_HEIGHT = 12
 PITCH_LIMIT = math.radians(89.5)  # Minetest clamps the camera pitch here
 GUI_OPEN_TIMEOUT_S = 3.0
+GUI_SETTLE_S = 1.0  # wait after opening a task's GUI, before the first observation
 
 
 class TaskUnsupported(ValueError):
@@ -474,7 +475,9 @@ class MinetestEnv:
                 self._gui_kind = kind
                 self._gui_open = True
                 self.xinput.reset_cursor()
-                self._settle(0.1)
+                # Let the client catch up before the agent clicks: under CPU contention it can
+                # process input a second late right after a reset (clicks then land late).
+                self._settle(GUI_SETTLE_S)
                 return
             log.warning("the %s GUI did not open (attempt %d of %d)", kind, attempt + 1, attempts)
         raise EnvCrashed(f"the {kind} GUI did not open after {attempts} attempts")

@@ -135,6 +135,10 @@ class XInput:
         if gui_open:
             # Move the cursor before pressing buttons: the click happens where the cursor lands.
             self._move_cursor(yaw / self.sens, pitch / self.sens)
+            # Minetest may still warp the pointer to the window centre in the frames right after a
+            # screen opens; put it back where the tracked cursor is before anything is clicked.
+            if self.pointer() != (int(round(self.cursor[0])), int(round(self.cursor[1]))):
+                self._warp()
         for b in self.held - want:
             self._send(b, press=False)
         for b in want - self.held:

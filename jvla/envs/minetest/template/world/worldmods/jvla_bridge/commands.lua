@@ -244,18 +244,34 @@ local function build_arena(origin, radius, height, floor, base)
 	local c_floor = minetest.get_content_id(floor)
 	local c_base = minetest.get_content_id(base)
 	local c_stone = minetest.get_content_id("default:stone")
+	local changed = 0
 	for z = minp.z, maxp.z do for y = minp.y, maxp.y do for x = minp.x, maxp.x do
 		local i = area:index(x, y, z)
+		local want
 		if y >= origin.y then
-			data[i] = c_air
+			want = c_air
 		elseif y == origin.y - 1 then
-			data[i] = c_floor
+			want = c_floor
 		elseif y >= origin.y - 3 then
-			data[i] = c_base
+			want = c_base
 		else
-			data[i] = c_stone
+			want = c_stone
+		end
+		if data[i] ~= want then
+			data[i] = want
+			changed = changed + 1
 		end
 	end end end
+	if changed == 0 then return 0 end  -- intact: rewriting would make the client re-mesh for nothing
+	if changed < 64 then
+		-- a few nodes (last episode's blocks): set them one by one, cheaper for the client
+		for z = minp.z, maxp.z do for y = minp.y, maxp.y do for x = minp.x, maxp.x do
+			local p = {x = x, y = y, z = z}
+			local want = minetest.get_name_from_content_id(data[area:index(x, y, z)])
+			if minetest.get_node(p).name ~= want then minetest.set_node(p, {name = want}) end
+		end end end
+		return changed
+	end
 	vm:set_data(data)
 	vm:calc_lighting()
 	vm:write_to_map(true)
@@ -264,6 +280,7 @@ local function build_arena(origin, radius, height, floor, base)
 	for _, p in ipairs(minetest.find_nodes_with_meta(minp, maxp)) do
 		minetest.get_meta(p):from_table(nil)
 	end
+	return changed
 end
 
 handlers.arena = function(c)
@@ -277,13 +294,14 @@ handlers.arena = function(c)
 		local p = player:get_pos()
 		origin = {x = math.floor(p.x + 0.5), y = math.floor(p.y + 0.5), z = math.floor(p.z + 0.5)}
 	end
-	build_arena(origin, c.radius or 6, c.height or 12, c.floor or "default:dirt_with_grass", c.base or "default:dirt")
+	local changed = build_arena(origin, c.radius or 6, c.height or 12, c.floor or "default:dirt_with_grass",
+		c.base or "default:dirt")
 	local spawn = {x = origin.x, y = origin.y - 0.5, z = origin.z}
 	jvla.arena = {origin = origin, spawn = spawn}
 	player:set_pos(spawn)
 	player:set_look_horizontal(c.yaw or 0)
 	player:set_look_vertical(c.pitch or 0)
-	return {origin = {origin.x, origin.y, origin.z}}
+	return {origin = {origin.x, origin.y, origin.z}, changed = changed}
 end
 
 -- Search outward from (0, 0) for a surface point in one of `biomes` (exact names),

@@ -69,9 +69,10 @@ local function return_craft_items(player)
 			if not left:is_empty() then
 				minetest.add_item(vector.add(player:get_pos(), {x = 0, y = 1, z = 0}), left)
 			end
+			-- one stack at a time: set_list() would reset the grid's width (shaped recipes need it)
+			inv:set_stack("craft", i, "")
 		end
 	end
-	inv:set_list("craft", {})
 end
 jvla.return_craft_items = return_craft_items
 
