@@ -178,7 +178,8 @@ def test_knowledge_from_the_minetest_registry(registry):
     eval_groups = {source_of(s)["group"] for s in out["eval"]}
     train_groups = {g for s in out["train"] for g in source_of(s)["groups"]}
     assert eval_groups and not eval_groups & train_groups, "a fact leaks between train and eval"
-    assert {source_of(s)["ref"]["category"] for s in out["eval"]} >= {"craft", "mobs", "kill", "plant", "biomes"}
+    categories = {source_of(s)["ref"]["category"] for s in out["eval"]}
+    assert categories >= {"craft", "mobs", "kill", "plant", "biomes"}
     for s in out["eval"]:  # the reference accepts its own answer
         ref = source_of(s)["ref"]
         assert reference.score(ref, s["conversations"][1]["content"][0]["text"]), ref
@@ -313,8 +314,9 @@ def test_fake_capture_is_deterministic(space):
     from jvla.envs.tasks import load_tasks
 
     cfg = config.CaptureConfig(scenes=3, frames_per_scene=2, steps_between=2, settle_steps=1)
+    tasks = load_tasks()
     runs = [
-        [(img.tobytes(), ann) for img, ann in capture(FakeEnv(width=96, height=54), cfg, space, 5, load_tasks())]
+        [(i.tobytes(), a) for i, a in capture(FakeEnv(width=96, height=54), cfg, space, 5, tasks)]
         for _ in range(2)
     ]
     assert runs[0] == runs[1]
@@ -379,6 +381,22 @@ def test_trajectory_sample_layout(space):
     assert tok.decode_text(s3["conversations"][5]["content"][0]["text"]).actions.__len__() == 3
     h0 = list(samples(ep, history=0, chunk=1, stride=2, null_action=null))
     assert len(h0) == 4 and h0[0]["conversations"][0]["content"][0]["text"] == "Mine the X.\nobservation: \n"
+
+
+def test_episode_splits_keep_every_task_in_train():
+    from jvla.data.trajectories import assign_splits
+
+    meta = [
+        {"set": st, "task": f"t{k}"} for st in ("stage3", "finetune") for k in range(10) for _ in range(3)
+    ]
+    splits = assign_splits(meta, 0.3, seed=0)
+    for st in ("stage3", "finetune"):
+        ev = [m["task"] for m, sp in zip(meta, splits, strict=True) if m["set"] == st and sp == "eval"]
+        tr = {m["task"] for m, sp in zip(meta, splits, strict=True) if m["set"] == st and sp == "train"}
+        assert len(ev) == 9 and len(set(ev)) == 9 and tr == {f"t{k}" for k in range(10)}
+    assert assign_splits(meta, 0.3, seed=0) == splits
+    single = [{"set": "finetune", "task": f"t{k}"} for k in range(4)]
+    assert assign_splits(single, 0.15, seed=0).count("eval") == 1  # an eval split exists anyway
 
 
 # --------------------------------------------------------------------------- the whole stage

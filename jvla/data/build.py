@@ -183,7 +183,7 @@ def build_all(
             )
             episodes = trajectories.save_episodes(rows, out / "episodes")
             wall["episodes"] = time.monotonic() - t0
-            summ = trajectories.summary(episodes)
+            summ = trajectories.summary(episodes, d.trajectories.eval_fraction, seed)
             experts = {
                 k: {kk: vv for kk, vv in v.items() if kk != "wall_s"} for k, v in sorted(expert_stats.items())
             }
@@ -197,7 +197,9 @@ def build_all(
                 {"tasks": [t.name for t in tasks], "experts": experts},
             )
             t0 = time.monotonic()
-            dds = trajectories.build(episodes, d.trajectories, trajectories.chunks_of(params), space, out)
+            dds = trajectories.build(
+                episodes, d.trajectories, trajectories.chunks_of(params), space, out, seed
+            )
             wall["trajectories"] = time.monotonic() - t0
             for name, dd in dds.items():
                 card(name, dd, d.trajectories)

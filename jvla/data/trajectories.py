@@ -7,8 +7,8 @@ Two steps, so that the (history, chunk) layout is a cheap conversion, not a re-r
    the expert saw), ``actions`` (the action-token text of each step, one
    ``<|reserved_special_token_178|>...179|>`` segment), ``task``, ``instruction``, ``seed``,
    ``success``, ``set`` (``stage3`` = the cross-task set, ``finetune`` = the per-task
-   fine-tuning set, recorded from different seeds) and ``split`` (``train`` / ``eval``, whole
-   episodes).
+   fine-tuning set, recorded from different seeds). Train / eval splits (whole episodes) are
+   assigned when samples are built (:func:`assign_splits`).
 2. :func:`samples` turns episodes into schema samples for a history ``H`` and a chunk ``c``;
    :func:`build` writes ``trajectory_c<c>`` (from the ``stage3`` episodes) and ``task_c<c>``
    (from the ``finetune`` episodes) for every chunk the variants use.
@@ -69,23 +69,47 @@ def encode_frame(frame, scale: float, quality: int) -> bytes:
 
 
 def episode_plan(tasks: list[Task], cfg: TrajectoryDataConfig, seed: int) -> list[dict]:
-    """Every episode to record: task, set, seed and split (eval episodes drawn per set)."""
-    plan = []
+    """Every episode to record: task, set and seed (the two sets use disjoint seeds)."""
+    return [
+        {"task": t.name, "set": set_name, "seed": seed * 100_000 + base + i * 1_000 + k}
+        for set_name, (_, base) in SETS.items()
+        for k, t in enumerate(tasks)
+        for i in range(cfg.episodes_per_task if set_name == "stage3" else cfg.finetune_episodes_per_task)
+    ]
+
+
+def assign_splits(meta: list[dict], fraction: float, seed: int) -> list[str]:
+    """``train`` / ``eval`` per recorded episode (``meta``: dicts with ``set`` and ``task``).
+
+    Per set, ``round(fraction * n)`` episodes (at least one when ``fraction > 0``) are held out,
+    spread over the tasks round-robin and never a task's last episode, so every task keeps
+    training data (the per-task fine-tune needs it); if no task has two episodes, one episode is
+    held out anyway so an eval split exists."""
+    splits = ["train"] * len(meta)
     rng = random.Random(seed)
-    for set_name, (_, base) in SETS.items():
-        n = cfg.episodes_per_task if set_name == "stage3" else cfg.finetune_episodes_per_task
-        rows = [
-            {"task": t.name, "set": set_name, "seed": seed * 100_000 + base + i * 1_000 + k, "split": "train"}
-            for k, t in enumerate(tasks)
-            for i in range(n)
-        ]
-        n_eval = round(cfg.eval_fraction * len(rows))
-        if cfg.eval_fraction > 0 and len(rows) > 1:
+    for set_name in sorted({m["set"] for m in meta}):
+        idx = [i for i, m in enumerate(meta) if m["set"] == set_name]
+        n_eval = round(fraction * len(idx))
+        if fraction > 0 and len(idx) > 1:
             n_eval = max(1, n_eval)
-        for r in rng.sample(rows, n_eval):
-            r["split"] = "eval"
-        plan += rows
-    return plan
+        by_task: dict[str, list[int]] = {}
+        for i in idx:
+            by_task.setdefault(meta[i]["task"], []).append(i)
+        order = sorted(by_task)
+        rng.shuffle(order)
+        for t in order:
+            rng.shuffle(by_task[t])
+        taken, progress = 0, True
+        while taken < n_eval and progress:
+            progress = False
+            for t in order:
+                if taken < n_eval and len(by_task[t]) > 1:
+                    splits[by_task[t].pop()] = "eval"
+                    taken += 1
+                    progress = True
+        if taken == 0 and n_eval > 0:
+            splits[by_task[order[0]][0]] = "eval"
+    return splits
 
 
 def record_episodes(
@@ -144,7 +168,7 @@ def record_episodes(
             "task": task.name,
             "category": task.category,
             "set": ep["set"],
-            "split": ep["split"],
+            "split": "",  # assigned by assign_splits at build time
             "instruction": traj.instruction,
             "seed": ep["seed"],
             "success": traj.success,
@@ -230,13 +254,21 @@ def chunks_of(params) -> list[int]:
 
 
 def build(
-    episodes_ds: Any, cfg: TrajectoryDataConfig, chunks: list[int], space: ActionSpace, out_dir: str | Path
+    episodes_ds: Any,
+    cfg: TrajectoryDataConfig,
+    chunks: list[int],
+    space: ActionSpace,
+    out_dir: str | Path,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Write ``trajectory_c<c>`` and ``task_c<c>`` for each ``c`` in ``chunks`` into ``out_dir``."""
+    """Write ``trajectory_c<c>`` and ``task_c<c>`` for each ``c`` in ``chunks`` into ``out_dir``
+    (splits by :func:`assign_splits`: a cheap re-split or re-chunk needs no new rollouts)."""
     from jvla.data.store import save
 
     null = token_strings(space).encode([space.null_env_action()])
-    meta = episodes_ds.select_columns(["set", "split"]).to_list()
+    meta = episodes_ds.select_columns(["set", "task"]).to_list()
+    for m, sp in zip(meta, assign_splits(meta, cfg.eval_fraction, seed), strict=True):
+        m["split"] = sp
     out = {}
     for set_name, (prefix, _) in SETS.items():
         for c in chunks:
@@ -252,9 +284,11 @@ def build(
     return out
 
 
-def summary(episodes_ds: Any) -> dict[str, Any]:
+def summary(episodes_ds: Any, eval_fraction: float, seed: int) -> dict[str, Any]:
     """Episode counts per set / split / task and step totals (for the card)."""
-    rows = episodes_ds.select_columns(["task", "set", "split", "steps", "success"]).to_list()
+    rows = episodes_ds.select_columns(["task", "set", "steps", "success"]).to_list()
+    for r, sp in zip(rows, assign_splits(rows, eval_fraction, seed), strict=True):
+        r["split"] = sp
     out: dict[str, Any] = {}
     for r in rows:
         s = out.setdefault(r["set"], {"episodes": {}, "steps": 0, "tasks": {}})
