@@ -164,7 +164,12 @@ def from_minetest(registry: Mapping[str, Any]) -> KB:
     for r in registry.get("craft_recipes") or []:
         out, n = _stack(r.get("output") or "")
         grid_names = [x or "" for x in (r.get("recipe") or [])]
-        if not out or not any(grid_names) or not _listed(items, out):
+        if (
+            not out
+            or not any(grid_names)
+            or not _listed(items, out)
+            or any(x.startswith(SKIP_MODS) for x in grid_names)
+        ):
             continue
         counts = Counter(_desc(items, x) for x in grid_names if x)
         grid = None
