@@ -1,14 +1,11 @@
 """Vision-language benchmarks (paper Tables 5-8): world knowledge, visual understanding, grounding.
 
-Scoring is deterministic and rule-based, so the numbers are reproducible without an LLM:
-
-* **text answers** (knowledge, vision): correct when the normalised prediction equals the
-  normalised reference or one of its accepted aliases. Normalisation lower-cases, drops
-  punctuation and articles, maps number words to digits and ``true/false`` to ``yes/no``;
-  a prediction that starts with "yes"/"no" is compared on that word for yes/no references.
-* **points** (grounding): the first point of the prediction (``<|point_start|>(x,y)...``, or a
-  bare ``(x,y)`` / ``[x,y]``; coordinates in ``[0, 1000)``) counts when it falls inside the
-  object's box grown by ``radius`` on every side, or within ``radius`` of a reference point.
+The held-out ``eval`` splits of the ``knowledge``, ``vision`` and ``grounding`` datasets hold one
+question per sample (the last user turn; the reference answer is the last assistant turn) and a
+machine-checkable reference in ``source["ref"]`` (:mod:`jvla.data.reference`). A model answers
+every question greedily; answers are scored deterministically by
+:func:`jvla.data.reference.score` (yes/no, number, exact or keyword match for text; for points,
+the first predicted point inside an object's box or near a reference point).
 
 # NOTE(paper §5.3): the paper scores text answers with GPT-4o as a judge (binary) and grounding
 # with an unstated rule. We use the rules above by default; ``judge`` accepts any callable (e.g.
@@ -18,73 +15,94 @@ Scoring is deterministic and rule-based, so the numbers are reproducible without
 from __future__ import annotations
 
 import json
-import re
-import string
+import logging
 import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from jvla.data.reference import normalise_text, score
+
+log = logging.getLogger(__name__)
+
 Judge = Callable[[str, str, str], bool]  # (question, reference, prediction) -> correct
-
-_NUMBERS = {w: str(i) for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty".split())}  # fmt: skip
-_ARTICLES = {"a", "an", "the"}
-_POINT_BLOCK = re.compile(r"<\|point_start\|>(.*?)<\|point_end\|>", re.S)
-_PAIR = re.compile(r"[\(\[]\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*[\)\]]")
+BENCHMARKS = ("knowledge", "vision", "grounding")
 
 
-def normalise(text: str) -> str:
-    """Lower-case, strip punctuation and articles, number words -> digits, true/false -> yes/no."""
-    t = text.lower().replace("_", " ")
-    t = t.translate(str.maketrans({c: " " for c in string.punctuation}))
-    words = []
-    for w in t.split():
-        if w in _ARTICLES:
-            continue
-        w = _NUMBERS.get(w, w)
-        w = {"true": "yes", "false": "no"}.get(w, w)
-        words.append(w)
-    return " ".join(words)
+def question_of(sample: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """The prompt messages (everything before the last assistant turn) and the reference text."""
+    from jvla.data.schema import to_messages
+
+    msgs = to_messages(sample)
+    last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+    ref = "".join(c.get("text") or "" for c in msgs[last]["content"])
+    return msgs[:last], ref
 
 
-def score_text(prediction: str, reference: str, aliases: Sequence[str] = ()) -> bool:
-    """Whether ``prediction`` answers like ``reference`` (see the module docstring)."""
-    pred = normalise(prediction)
-    refs = [normalise(r) for r in (reference, *aliases)]
-    if pred in refs:
-        return True
-    first = pred.split(" ", 1)[0] if pred else ""
-    return any(r in ("yes", "no") and first == r for r in refs)
+def answer(model: Any, processor: Any, samples: Sequence[dict[str, Any]], max_new_tokens: int = 48,
+           batch_size: int = 8) -> list[str]:  # fmt: skip
+    """Greedy answers of ``model`` to each sample's question, batched with left padding."""
+    import torch
+
+    from jvla.data.schema import decode_images
+
+    tok = processor.tokenizer
+    stop = tok.convert_tokens_to_ids("<|im_end|>")
+    out: list[str] = []
+    for i in range(0, len(samples), batch_size):
+        chunk = samples[i : i + batch_size]
+        texts, images = [], []
+        for s in chunk:
+            msgs, _ = question_of(s)
+            texts.append(processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False))
+            images += decode_images(s)
+        kw = {"images": images} if images else {}
+        old = tok.padding_side
+        tok.padding_side = "left"
+        try:
+            enc = processor(text=texts, padding=True, return_tensors="pt", **kw)
+        finally:
+            tok.padding_side = old
+        with torch.inference_mode():
+            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop,
+                                 pad_token_id=tok.pad_token_id)  # fmt: skip
+        n = enc["input_ids"].shape[1]
+        out += [tok.decode(g[n:], skip_special_tokens=False).split("<|im_end|>")[0] for g in gen]
+    return out
 
 
-def parse_points(text: str) -> list[tuple[float, float]]:
-    """Points in a model answer: inside ``<|point_start|>...<|point_end|>`` blocks, else any
-    bare ``(x, y)`` or ``[x, y]`` pair; in the order written."""
-    blocks = _POINT_BLOCK.findall(text)
-    source = " ".join(blocks) if blocks else text
-    return [(float(x), float(y)) for x, y in _PAIR.findall(source)]
-
-
-def score_point(prediction: str, box: Sequence[float] | None = None,
-                points: Sequence[Sequence[float]] = (), radius: float = 30.0) -> bool:  # fmt: skip
-    """Whether the first predicted point hits the object.
+def evaluate(model: Any, processor: Any, datasets: dict[str, Any], judge: Judge | None = None,
+             limit: int | None = None, batch_size: int = 8) -> list[dict[str, Any]]:  # fmt: skip
+    """Answer and score every eval sample of each benchmark.
 
     Args:
-        prediction: the model's answer text.
-        box: ``(x0, y0, x1, y1)`` of the object in the ``[0, 1000)`` frame, or None.
-        points: reference points in the same frame.
-        radius: tolerance in the same units (grows the box; distance to a reference point).
+        datasets: benchmark name (``knowledge`` / ``vision`` / ``grounding``) -> eval split.
+        judge: used instead of the rules for text answers when given.
+        limit: at most this many samples per benchmark (the first ones; None = all).
+
+    Returns:
+        One record per sample: ``benchmark, id, category, question, reference, prediction,
+        correct``.
     """
-    pts = parse_points(prediction)
-    if not pts:
-        return False
-    x, y = pts[0]
-    if box is not None:
-        x0, y0, x1, y1 = box
-        if x0 - radius <= x <= x1 + radius and y0 - radius <= y <= y1 + radius:
-            return True
-    return any((x - px) ** 2 + (y - py) ** 2 <= radius**2 for px, py in points)
+    from tqdm import tqdm
+
+    records = []
+    for bench, ds in datasets.items():
+        rows = [ds[i] for i in range(len(ds) if limit is None else min(limit, len(ds)))]
+        preds = []
+        for i in tqdm(range(0, len(rows), batch_size), desc=f"vl {bench}", mininterval=5,
+                      bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}"):  # fmt: skip
+            preds += answer(model, processor, rows[i : i + batch_size], batch_size=batch_size)
+        for s, pred in zip(rows, preds, strict=True):
+            ref = json.loads(s["source"])["ref"]
+            _, ref_text = question_of(s)
+            if judge is not None and ref.get("kind") == "text":
+                ok = judge(ref.get("question", ""), ref.get("answer", ref_text), pred)
+            else:
+                ok = score(ref, pred)
+            records.append({"benchmark": bench, "id": s["id"], "category": ref.get("category", "all"),
+                            "question": ref.get("question", ""), "reference": ref_text,
+                            "prediction": pred, "correct": bool(ok)})  # fmt: skip
+    return records
 
 
 def openai_judge(url: str, model: str, timeout: float = 60.0) -> Judge:
@@ -100,13 +118,14 @@ def openai_judge(url: str, model: str, timeout: float = 60.0) -> Judge:
                                      headers={"Content-Type": "application/json"})  # fmt: skip
         with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 - user-configured endpoint
             text = json.loads(r.read())["choices"][0]["message"]["content"]
-        return normalise(text).startswith("correct")
+        return normalise_text(text).startswith("correct")
 
     return judge
 
 
 def accuracy_by_category(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """``{category: {"n": ..., "correct": ..., "accuracy": ...}}`` plus ``"all"``."""
+    """``{category: {"n": ..., "correct": ..., "accuracy": ...}}`` plus ``"all"`` (records of one
+    benchmark)."""
     out: dict[str, dict[str, float]] = {}
     for r in records:
         for cat in (r["category"], "all"):

@@ -1,60 +1,84 @@
-"""Rule-based scoring of the VL benchmarks on hand-made cases."""
+"""VL benchmarks: question extraction, scoring of hand-made answers, accuracy per category."""
 
+from __future__ import annotations
+
+import json
+
+import numpy as np
 import pytest
 
-from jvla.vl_bench import accuracy_by_category, normalise, parse_points, score_point, score_text
+from jvla import vl_bench
+from jvla.data.schema import encode_image
+
+
+def sample(sid, question, answer_text, ref, image=False):
+    user = [{"type": "image"}] if image else []
+    user.append({"type": "text", "text": question})
+    img = [encode_image(np.full((36, 64, 3), 120, np.uint8))] if image else []
+    return {"id": sid, "label": [], "image_bytes": img, "source": json.dumps({"ref": ref}),
+            "conversations": [{"role": "user", "content": user},
+                              {"role": "assistant", "content": [{"type": "text", "text": answer_text}]}]}  # fmt: skip
+
+
+KNOWLEDGE = [
+    sample("k1", "What tool mines obsidian?", "A diamond pickaxe.",
+           {"kind": "text", "category": "mine", "match": "keywords", "keywords": ["diamond pickaxe"],
+            "answers": ["A diamond pickaxe."], "question": "What tool mines obsidian?"}),
+    sample("k2", "Is a zombie hostile?", "Yes.",
+           {"kind": "text", "category": "mobs", "match": "yesno", "answers": ["yes"], "question": "q"}),
+    sample("k3", "How many planks from one log?", "4",
+           {"kind": "text", "category": "craft", "match": "number", "answers": ["4"], "question": "q"}),
+]  # fmt: skip
+GROUNDING = [
+    sample("g1", "Point to the sheep.", "", {"kind": "point", "category": "embodied", "label": "sheep",
+           "boxes": [[400, 400, 600, 600]], "points": [[500, 500]], "radius": 30}, image=True),
+]  # fmt: skip
+
+
+def test_question_and_reference_are_split_at_the_last_assistant_turn():
+    msgs, ref = vl_bench.question_of(KNOWLEDGE[0])
+    assert [m["role"] for m in msgs] == ["user"] and ref == "A diamond pickaxe."
 
 
 @pytest.mark.parametrize(
-    "pred, ref, aliases, ok",
+    "preds, expected",
     [
-        ("A shovel.", "shovel", (), True),
-        ("The Shovel", "shovel", (), True),
-        ("pickaxe", "shovel", (), False),
-        ("Three.", "3", (), True),
-        ("Yes, there are oak planks.", "yes", (), True),
-        ("No", "yes", (), False),
-        ("true", "Yes.", (), True),
-        ("8 planks and 1 diamond", "8 planks and 1 diamond", (), True),
-        ("8 planks and one diamond", "8 planks and 1 diamond", (), True),
-        ("iron ingot", "steel ingot", ("iron ingot",), True),
-        ("", "shovel", (), False),
+        (["You need a diamond pickaxe.", "yes, it attacks", "4 planks"], [True, True, True]),
+        (["an iron pickaxe", "No.", "four"], [False, False, True]),
+        (["", "", ""], [False, False, False]),
     ],
 )
-def test_text_scoring(pred, ref, aliases, ok):
-    assert score_text(pred, ref, aliases) is ok
-
-
-def test_normalise():
-    assert normalise("The  Oak_Log!") == "oak log"
-
-
-def test_parse_points():
-    text = "<|object_ref_start|>sheep<|object_ref_end|><|point_start|>(412,550),(10,20)<|point_end|>"
-    assert parse_points(text) == [(412.0, 550.0), (10.0, 20.0)]
-    assert parse_points("It is at [300, 200].") == [(300.0, 200.0)]
-    assert parse_points("nowhere") == []
+def test_scoring_of_hand_made_answers(monkeypatch, preds, expected):
+    monkeypatch.setattr(vl_bench, "answer", lambda m, p, rows, **kw: preds[: len(rows)])
+    recs = vl_bench.evaluate(None, None, {"knowledge": KNOWLEDGE})
+    assert [r["correct"] for r in recs] == expected
+    acc = vl_bench.accuracy_by_category(recs)
+    assert acc["all"]["n"] == 3 and acc["all"]["accuracy"] == pytest.approx(sum(expected) / 3)
 
 
 @pytest.mark.parametrize(
-    "pred, box, points, radius, ok",
+    "pred, ok",
     [
-        ("<|point_start|>(500,500)<|point_end|>", (400, 400, 600, 600), (), 0, True),
-        ("<|point_start|>(390,500)<|point_end|>", (400, 400, 600, 600), (), 0, False),
-        ("<|point_start|>(390,500)<|point_end|>", (400, 400, 600, 600), (), 15, True),
-        ("(100,100)", None, [(110, 105)], 20, True),
-        ("(100,100)", None, [(130, 100)], 20, False),
-        ("(700,700),(500,500)", (400, 400, 600, 600), (), 0, False),  # only the first point counts
-        ("no point", (0, 0, 999, 999), (), 0, False),
+        ("<|object_ref_start|>sheep<|object_ref_end|><|point_start|>(500,510)<|point_end|>", True),
+        ("<|point_start|>(395,500)<|point_end|>", True),  # inside the box grown by radius/3
+        ("<|point_start|>(100,100)<|point_end|>", False),
+        ("I cannot see it.", False),
     ],
 )
-def test_point_scoring(pred, box, points, radius, ok):
-    assert score_point(pred, box, points, radius) is ok
+def test_point_answers(monkeypatch, pred, ok):
+    monkeypatch.setattr(vl_bench, "answer", lambda m, p, rows, **kw: [pred])
+    (rec,) = vl_bench.evaluate(None, None, {"grounding": GROUNDING})
+    assert rec["correct"] is ok and rec["category"] == "embodied"
 
 
-def test_accuracy_by_category():
-    recs = [{"category": "craft", "correct": True}, {"category": "craft", "correct": False},
-            {"category": "mobs", "correct": True}]  # fmt: skip
-    acc = accuracy_by_category(recs)
-    assert acc["craft"]["accuracy"] == 0.5 and acc["mobs"]["accuracy"] == 1.0
-    assert acc["all"]["n"] == 3 and acc["all"]["correct"] == 2
+def test_a_judge_replaces_the_rules_for_text_only(monkeypatch):
+    monkeypatch.setattr(vl_bench, "answer", lambda m, p, rows, **kw: ["nonsense"] * len(rows))
+    recs = vl_bench.evaluate(None, None, {"knowledge": KNOWLEDGE, "grounding": GROUNDING},
+                             judge=lambda q, ref, pred: True)  # fmt: skip
+    assert [r["correct"] for r in recs] == [True, True, True, False]
+
+
+def test_a_real_model_answers_every_question(tiny_qwen):
+    model, processor, _ = tiny_qwen
+    preds = vl_bench.answer(model, processor, [KNOWLEDGE[0], GROUNDING[0], KNOWLEDGE[1]], max_new_tokens=4, batch_size=2)
+    assert len(preds) == 3 and all(isinstance(p, str) for p in preds)
