@@ -30,6 +30,7 @@ import base64
 import io
 import json
 import logging
+import time
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -371,6 +372,7 @@ class _SlotState:
     n_decisions: int = 0
     n_actions: int = 0
     n_malformed: int = 0
+    agent_s: float = 0.0  # wall time of this slot's share of the decisions
 
 
 class VLAPolicy:
@@ -416,12 +418,15 @@ class VLAPolicy:
                 st.keys.append(self._next_key)
                 self._next_key += 1
                 batch.append(self._history(st))
+            t0 = time.perf_counter()
             decisions = self.decoder.decide(
                 [self.slots[s].instruction for s in need], [b[0] for b in batch], [b[2] for b in batch],
                 self.chunk, frame_keys=[b[1] for b in batch],
             )  # fmt: skip
+            share = (time.perf_counter() - t0) / len(need)
             for s, d in zip(need, decisions, strict=True):
                 st = self.slots[s]
+                st.agent_s += share
                 st.texts.append(d.text)
                 st.queue = list(d.actions[: self.execute])
                 st.n_decisions += 1
@@ -436,9 +441,10 @@ class VLAPolicy:
             st.n_actions += 1
         return out
 
-    def episode_stats(self, slot: int) -> dict[str, int]:
+    def episode_stats(self, slot: int) -> dict[str, float]:
         st = self.slots[slot]
-        return {"n_decisions": st.n_decisions, "n_actions": st.n_actions, "n_malformed": st.n_malformed}
+        return {"n_decisions": st.n_decisions, "n_actions": st.n_actions, "n_malformed": st.n_malformed,
+                "agent_s": round(st.agent_s, 4)}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ baselines

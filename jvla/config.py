@@ -339,6 +339,50 @@ class DataConfig:
             raise ConfigError(f"data.trajectories.chunks: expected integers >= 1, found {list(self.trajectories.chunks)}")
 
 
+@dataclass(frozen=True)
+class EvalSetting:
+    """One evaluation run: a variant's final model on a set of tasks.
+
+    ``tasks`` entries are task names, ``all`` (the backend's suite) or ``tag:<t>`` (tasks whose
+    ``tables`` list holds ``t``: table1, table2, figure4, ...). ``inference_chunk`` is the number
+    of generated actions executed per decision (Table 4); 0 = the variant's ``ft_chunk``.
+    """
+
+    variant: str
+    tasks: tuple[str, ...] = ("all",)
+    inference_chunk: int = fld(0, ge=0)
+    episodes: int = fld(0, ge=0)  # 0 = evaluate.episodes
+    videos_per_task: int = fld(0, ge=0)  # rollout videos of the first episodes of each task
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Rollout evaluation (paper §5): success = reward > 0 within the step limit."""
+
+    episodes: int = fld(10, ge=1)  # per task (paper: >= 30)
+    slots: int = fld(3, ge=1)  # games stepped side by side in one process, one batched policy
+    workers: int = fld(1, ge=1)  # processes (each with `slots` games)
+    executor: Literal["local", "ray"] = "local"
+    max_retries: int = fld(2, ge=0)  # per episode, after a game crash
+    # Step limit: min(task max_steps, cap); 0 = the task's own limit (docs/deviations.md).
+    max_steps_cap: int = fld(0, ge=0)
+    suite: Literal["minetest", "paper"] = "minetest"
+    tasks_per_category: int = fld(0, ge=0)  # cap on "all" (first tasks by name); 0 = no cap
+    seed: int = 1000  # base seed of the episode seeds
+    settings: dict[str, EvalSetting] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VLBenchConfig:
+    """Vision-language benchmarks (Tables 5-8) on the data stage's held-out eval splits."""
+
+    models: tuple[str, ...] = ()  # run names (models/<name>/model) to benchmark
+    limit: int = fld(0, ge=0)  # at most this many questions per benchmark; 0 = all
+    batch_size: int = fld(8, ge=1)
+    judge_url: str | None = None  # an OpenAI-compatible endpoint to judge text answers
+    judge_model: str = "gpt-4o"
+
+
 # ------------------------------------------------------------------------------- the whole file
 @dataclass(frozen=True)
 class Params:
@@ -355,6 +399,8 @@ class Params:
     finetune: TrainConfig
     agent: AgentConfig = field(default_factory=AgentConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    vl_bench: VLBenchConfig = field(default_factory=VLBenchConfig)
     variants: dict[str, VariantConfig] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 

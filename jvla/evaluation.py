@@ -59,6 +59,8 @@ class EpisodeRecord:
         wall_s: wall time of the successful attempt, seconds.
         infra_failures: attempts lost to game crashes before this record.
         n_decisions: policy calls (one per executed action chunk).
+        agent_s: wall time the policy spent deciding for this episode, seconds (its share of
+            batched calls); ``n_actions / agent_s`` is the agent's decision rate without the game.
         n_actions: actions executed.
         n_malformed: decoded segments replaced by the null action.
         instruction: the instruction given to the policy.
@@ -82,6 +84,7 @@ class EpisodeRecord:
     n_malformed: int = 0
     instruction: str = ""
     video: str = ""
+    agent_s: float = 0.0
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -158,7 +161,7 @@ class Policy(Protocol):
         """One env action per slot, for the frames (HxWx3 uint8) just observed."""
         ...
 
-    def episode_stats(self, slot: int) -> dict[str, int]:
+    def episode_stats(self, slot: int) -> dict[str, float]:
         """``n_decisions``, ``n_actions``, ``n_malformed`` of the slot's current episode."""
         ...
 
@@ -183,7 +186,7 @@ class ExpertPolicy:
             out.append(expert.act(env))
         return out
 
-    def episode_stats(self, slot: int) -> dict[str, int]:
+    def episode_stats(self, slot: int) -> dict[str, float]:
         return {"n_decisions": self._n[slot], "n_actions": self._n[slot], "n_malformed": 0}
 
 
@@ -332,7 +335,7 @@ def _record(slot: _Slot, variant, setting, backend, *, status, success, stats, w
         episode=spec.episode, seed=spec.seed, status=status, success=bool(success), steps=slot.steps,
         wall_s=round(wall, 3), infra_failures=slot.failures, n_decisions=int(stats.get("n_decisions", 0)),
         n_actions=int(stats.get("n_actions", 0)), n_malformed=int(stats.get("n_malformed", 0)),
-        instruction=slot.instruction, video=video,
+        instruction=slot.instruction, video=video, agent_s=float(stats.get("agent_s", 0.0)),
     )  # fmt: skip
 
 
@@ -481,3 +484,104 @@ def summarise(records: Iterable[EpisodeRecord]) -> tuple[list[dict], list[dict]]
             per_cat.append({"variant": variant, "setting": setting, "category": cat,
                             "n_tasks": n_tasks, "success_rate": avg})  # fmt: skip
     return per_task, per_cat
+
+
+# ------------------------------------------------------------------------- pipeline settings
+def select_tasks(params: Any, entries: Sequence[str]) -> list[Task]:
+    """The tasks of ``entries`` (names, ``all``, ``tag:<t>``) in ``evaluate.suite`` that the
+    backend can run, with the step limit capped by ``evaluate.max_steps_cap``."""
+    from jvla.envs.tasks import CATEGORIES, load_tasks
+
+    ev = params.evaluate
+    pool = load_tasks(suite=ev.suite, backend=params.env.backend)
+    chosen: dict[str, Task] = {}
+    for e in entries:
+        if e == "all":
+            picked = pool
+            if ev.tasks_per_category:
+                picked = [t for c in CATEGORIES for t in [t for t in pool if t.category == c][: ev.tasks_per_category]]
+        elif e.startswith("tag:"):
+            picked = [t for t in pool if e[4:] in t.tables]
+        else:
+            picked = [t for t in pool if t.name == e]
+            if not picked:
+                raise ValueError(f"evaluate: task {e!r} is not in suite {ev.suite!r} for backend {params.env.backend!r}")
+        for t in picked:
+            chosen.setdefault(t.name, t)
+    cap = ev.max_steps_cap
+    return [dataclasses.replace(t, max_steps=min(t.max_steps, cap)) if cap else t for t in chosen.values()]
+
+
+def make_policy(params: Any, model_dir: str, history: int, chunk: int, execute: int, seed: int = 0):
+    """The VLA policy of a model directory (module-level so worker processes can build it)."""
+    import torch
+
+    from jvla import models
+    from jvla.action_tokenizer import ActionTokenizer
+    from jvla.actions import ActionSpace
+    from jvla.agent import Decoder, OpenAIDecoder, VLAPolicy
+
+    torch.set_num_threads(1)
+    space = ActionSpace.from_config(params.action)
+    if params.agent.server_url:
+        from transformers import AutoTokenizer
+
+        atok = ActionTokenizer.from_tokenizer(AutoTokenizer.from_pretrained(model_dir), space,
+                                              params.action.encode_inventory)  # fmt: skip
+        return VLAPolicy(OpenAIDecoder(params.agent.server_url, atok, params.agent), history, chunk, execute)
+    model, processor = models.load(model_dir, params)
+    atok = ActionTokenizer.from_tokenizer(processor.tokenizer, space, params.action.encode_inventory)
+    return VLAPolicy(Decoder(model, processor, atok, params.agent, seed=seed), history, chunk, execute)
+
+
+def run_setting(params: Any, name: str, models_root: Path | None = None, out_root: Path | None = None,
+                progress: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Evaluate one ``evaluate.settings`` entry; resumable; returns its summary.
+
+    Writes ``<out_root>/<name>/episodes.jsonl`` (appended per episode), ``summary.json`` (per
+    task, per category, the agent's actions/s) and the videos of the first episodes under
+    ``<out_root>/<name>/videos/``.
+    """
+    import functools
+
+    from jvla.envs import make_env
+    from jvla.paths import MODELS_DIR, RESULTS_DIR
+
+    setting = params.evaluate.settings[name]
+    if setting.variant not in params.variants:
+        raise KeyError(f"evaluate.settings.{name}.variant: unknown variant {setting.variant!r}")
+    variant = params.variants[setting.variant]
+    models_root = models_root or MODELS_DIR
+    out = (out_root or RESULTS_DIR / "evaluate") / name
+    model_dir = models_root / "finetune" / setting.variant / "model"
+    chunk = variant.ft_chunk
+    execute = setting.inference_chunk or chunk
+    if execute > chunk:
+        raise ValueError(f"evaluate.settings.{name}: inference_chunk {execute} > the variant's ft_chunk {chunk}")
+    history = params.data.trajectories.history  # the prompt layout the model was trained on
+    tasks = select_tasks(params, setting.tasks)
+    ev = params.evaluate
+    specs = plan_episodes(tasks, setting.episodes or ev.episodes, ev.seed)
+    recs = evaluate(
+        specs, out / "episodes.jsonl", functools.partial(make_env, params),
+        functools.partial(make_policy, params, str(model_dir), history, chunk, execute, params.seed),
+        variant=setting.variant, setting=name, backend=params.env.backend, slots=ev.slots,
+        workers=ev.workers, executor=ev.executor, max_retries=ev.max_retries,
+        videos_per_task=setting.videos_per_task, video_dir=out / "videos", instruction_seed=ev.seed,
+        progress=progress,
+    )  # fmt: skip
+    planned = {(s.task.name, s.episode) for s in specs}
+    recs = [r for r in recs if (r.task, r.episode) in planned]
+    per_task, per_cat = summarise(recs)
+    actions, agent_s = sum(r.n_actions for r in recs), sum(r.agent_s for r in recs)
+    summary = {
+        "setting": name, "variant": setting.variant, "backbone": variant.backbone,
+        "apt_chunk": variant.apt_chunk, "ft_chunk": chunk, "inference_chunk": execute, "history": history,
+        "episodes": len(recs), "tasks": [t.name for t in tasks],
+        "fps": round(actions / agent_s, 2) if agent_s else None,
+        "malformed_rate": (sum(r.n_malformed for r in recs) / actions) if actions else 0.0,
+        "infra_failures": sum(r.infra_failures for r in recs),
+        "per_task": per_task, "per_category": per_cat,
+    }  # fmt: skip
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    return summary

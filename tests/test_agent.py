@@ -108,7 +108,7 @@ def test_chunk_execute_fewer_than_generated(setup):
     for t in range(6):
         pol.act([0], [frames[t % 4]])
     st = pol.episode_stats(0)
-    assert st == {"n_decisions": 3, "n_actions": 6, "n_malformed": 0}
+    assert (st["n_decisions"], st["n_actions"], st["n_malformed"]) == (3, 6, 0) and st["agent_s"] > 0
     assert all(len(atok.decode_text(t).actions) == 3 for t in pol.slots[0].texts), "history keeps the raw chunk"
     with pytest.raises(ValueError):
         VLAPolicy(dec, history=0, chunk=2, execute=3)
