@@ -383,6 +383,30 @@ class VLBenchConfig:
     judge_model: str = "gpt-4o"
 
 
+@dataclass(frozen=True)
+class BackboneRow:
+    method: Literal["raw", "actvlp"]
+    backbone: Literal["qwen2_vl", "llava_next"]
+    model: str  # the run whose VL accuracy is reported (raw: the base model)
+    setting: str  # the evaluation setting giving its task success
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """How our runs map onto the paper's tables and figures (``jvla.report``)."""
+
+    # Paper Table 1 column -> our task (the two Kill columns are unnamed images in the paper).
+    table1_tasks: dict[str, str] = field(default_factory=dict)
+    table1_settings: dict[str, str] = field(default_factory=dict)  # raw / il / actvlp -> setting
+    table2_settings: dict[str, str] = field(default_factory=dict)  # raw / one_stage / actvlp -> setting
+    table4_settings: tuple[str, ...] = ()  # in the paper's row order (APT/FT/inference 111, 131, 132, 133, 331)
+    table4_tag: str = "table2"  # Table 4 success is the mean over the tasks with this tag
+    figure4_settings: dict[str, str] = field(default_factory=dict)  # bar label -> setting
+    figure4_tag: str = "figure4"
+    table8_models: dict[str, str] = field(default_factory=dict)  # our row -> model run
+    backbone: tuple[BackboneRow, ...] = ()
+
+
 # ------------------------------------------------------------------------------- the whole file
 @dataclass(frozen=True)
 class Params:
@@ -401,6 +425,7 @@ class Params:
     data: DataConfig = field(default_factory=DataConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     vl_bench: VLBenchConfig = field(default_factory=VLBenchConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     variants: dict[str, VariantConfig] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 

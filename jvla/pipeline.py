@@ -7,10 +7,10 @@ that derived graph to ``pipeline.yaml``, which ``dvc.yaml`` reads in its ``vars`
     python -m jvla.pipeline            # regenerate after editing `variants` in params.yaml
     python -m jvla.pipeline --check    # exit 1 if pipeline.yaml is stale (a test runs this)
 
-Every run becomes one item ``{name, parent, backbone}`` of the foreach of its stage (``base``,
-``stage1``, ``stage2``, ``stage3``, ``one_stage``, ``finetune``), keyed by a DVC-safe id
-(``post/qwen2_vl/knowledge`` -> ``post-qwen2_vl-knowledge``). Model directories live at
-``models/<name>``.
+Every run becomes one item ``{name, parent, backbone}`` (finetune runs also ``variant``) of the
+foreach of its stage (``base``, ``stage1``, ``stage2``, ``stage3``, ``one_stage``, ``finetune``),
+keyed by a DVC-safe id (``post/qwen2_vl/knowledge`` -> ``post-qwen2_vl-knowledge``). Model
+directories live at ``models/<name>``. ``vl_models`` lists the models of ``vl_bench.models``.
 """
 
 from __future__ import annotations
@@ -44,12 +44,15 @@ def graph(params: config.Params) -> dict[str, Any]:
     runs = expand(params.variants)
     out: dict[str, dict[str, dict[str, str]]] = {s: {} for s in STAGES}
     for run in runs.values():
-        out[run.stage][key_of(run.name)] = {
-            "name": run.name,
-            "parent": run.parent or "",
-            "backbone": run.backbone,
-        }
-    return {"runs": out, "variants": sorted(params.variants)}
+        item = {"name": run.name, "parent": run.parent or "", "backbone": run.backbone}
+        if run.stage == "finetune":
+            item["variant"] = run.name.split("/", 1)[1]
+        out[run.stage][key_of(run.name)] = item
+    unknown = [m for m in params.vl_bench.models if m not in runs]
+    if unknown:
+        raise ValueError(f"vl_bench.models: unknown runs {unknown}; known: {sorted(runs)}")
+    vl = {key_of(m): {"name": m} for m in params.vl_bench.models}
+    return {"runs": out, "vl_models": vl}
 
 
 def render(params: config.Params) -> str:
