@@ -118,6 +118,14 @@ def test_camera_turns_exactly_and_truncation_fires(env, space):
     dyaw = math.degrees((s["server_yaw"] + math.pi) % (2 * math.pi) - math.pi)
     assert dyaw == pytest.approx(-30.0, abs=0.1), "30 degrees right should be Minetest yaw -30"
     assert math.degrees(s["server_pitch"]) == pytest.approx(-21.72, abs=0.1)
+    # Turns beyond the free screen around the window (MineRL allows +-180) go in pieces.
+    env.reset(task, seed=0)
+    a["camera"] = np.array([0.0, -60.0])
+    env.step(a)
+    for _ in range(5):
+        env.step(space.null_env_action())
+    yaw = math.degrees(env.privileged_state()["server_yaw"])
+    assert yaw == pytest.approx(60.0, abs=0.1), "a 60 degree left turn should be Minetest yaw +60"
 
 
 def test_inventory_key_toggles_the_gui_and_the_cursor(env, space):

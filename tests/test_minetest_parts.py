@@ -185,7 +185,7 @@ def test_sub_pixel_camera_motion_is_carried(monkeypatch):
     sent = []
     monkeypatch.setattr(xinput.xtest, "fake_input", lambda d, kind, detail=0, x=0, y=0: sent.append((x, y)))
     xi = xinput.XInput.__new__(xinput.XInput)
-    xi.sens, xi.remainder, xi.d = 0.05, [0.0, 0.0], None
+    xi.sens, xi.remainder, xi.d, xi.max_jump, xi.window = 0.05, [0.0, 0.0], None, 240, None
     total = [0.0, 0.0]
     for _ in range(10):
         dp, dy = xi._relative(0.178 / 0.05, 0.42 / 0.05)  # the two smallest bins, in pixels

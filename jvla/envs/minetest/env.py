@@ -94,7 +94,11 @@ class MinetestEnv:
         self._slots_cache: dict[str, list[gui.Slot]] = {}
         self._priv: tuple | None = None  # (key, privileged_state()) cached within a step
         self._formspecs: dict[str, str] = {}
-        self._start()
+        try:
+            self._start()
+        except BaseException:
+            self.close()  # a failed start must not leave Xvfb or the client behind
+            raise
 
     # ------------------------------------------------------------------------------ lifecycle
     def _start(self) -> None:
@@ -109,7 +113,7 @@ class MinetestEnv:
             p.unlink(missing_ok=True)
         self.game.start()
         dname = f":{self.game.display}"
-        self.xinput = XInput(dname, self.cfg.mouse_sensitivity)
+        self.xinput = XInput(dname, self.cfg.mouse_sensitivity, max_jump=SCREEN_MARGIN - 16)
         win = self.xinput.find_window(timeout=self.cfg.start_timeout_s, alive=self.game.alive)
         win = self.xinput.place_window(win, SCREEN_MARGIN, SCREEN_MARGIN)
         if (win.width, win.height) != (self.width, self.height):

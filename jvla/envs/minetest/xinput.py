@@ -59,10 +59,14 @@ class XInput:
     Args:
         display_name: e.g. ``":3"``.
         mouse_sensitivity: degrees of camera turn per pixel (``minetest.conf``'s value).
+        max_jump: largest relative motion (pixels per axis) sent at once: the free screen around
+            the window. Larger turns (e.g. MineRL's +-180 degrees) go in pieces, each after
+            Minetest has warped the pointer back to the window centre.
     """
 
-    def __init__(self, display_name: str, mouse_sensitivity: float):
+    def __init__(self, display_name: str, mouse_sensitivity: float, max_jump: int = 240):
         self.sens = float(mouse_sensitivity)
+        self.max_jump = max_jump
         try:
             self.d = display.Display(display_name)
         except (error.DisplayError, OSError) as e:
@@ -177,9 +181,25 @@ class XInput:
         fx, fy = dx + self.remainder[0], dy + self.remainder[1]
         ix, iy = round(fx), round(fy)
         self.remainder = [fx - ix, fy - iy]
-        if ix or iy:
-            xtest.fake_input(self.d, X.MotionNotify, detail=1, x=ix, y=iy)
+        left_x, left_y = ix, iy
+        while left_x or left_y:
+            cx = max(-self.max_jump, min(self.max_jump, left_x))
+            cy = max(-self.max_jump, min(self.max_jump, left_y))
+            if (cx, cy) != (left_x, left_y) or left_x != ix or left_y != iy:
+                self._wait_recentred()
+            xtest.fake_input(self.d, X.MotionNotify, detail=1, x=cx, y=cy)
+            left_x, left_y = left_x - cx, left_y - cy
         return iy * self.sens, ix * self.sens
+
+    def _wait_recentred(self, timeout: float = 0.2) -> None:
+        """Wait until Minetest has consumed the last motion (pointer back at the window centre)."""
+        if self.window is None:
+            return
+        self.d.sync()
+        centre = (self.window.width // 2, self.window.height // 2)
+        deadline = time.monotonic() + timeout
+        while self.pointer() != centre and time.monotonic() < deadline:
+            time.sleep(0.004)
 
     # -- GUI cursor ----------------------------------------------------------------------------
     def reset_cursor(self, x: float | None = None, y: float | None = None) -> None:
