@@ -22,7 +22,7 @@ import pandas as pd
 from jvla.report import paper
 
 SOURCE_OURS = "measured (embedded: tiny model, Minetest)"
-SOURCE_PAPER = "reported (paper, Qwen2-VL-7B / MCU)"
+SOURCE_PAPER = "reported (paper, Minecraft / MCU)"
 
 
 def fmt_rate(rate: float, lo: float | None = None, hi: float | None = None) -> str:
