@@ -135,6 +135,10 @@ class MinetestEnv:
             )
             self.arena_origin = tuple(int(v) for v in res["origin"])
             log.info("arena at %s (%s)", self.arena_origin, res.get("biome"))
+        # Go to the arena now, so the client has loaded and meshed it before the first episode.
+        self.bridge.call("arena", alive=self.game.alive, origin=list(self.arena_origin),
+                         radius=ARENA_RADIUS, height=ARENA_HEIGHT)  # fmt: skip
+        self._settle(1.5)
         self.xinput.focus()
         self._gui_open = False
         self._gui_kind = ""
