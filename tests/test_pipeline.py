@@ -1,0 +1,177 @@
+"""The DVC pipeline: consistency of dvc.yaml, params, notebooks and results, report rendering
+from a fixture, and the smoke `dvc repro` of the whole pipeline in a temporary copy."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from jvla import config, pipeline
+from jvla.paths import PROJECT_ROOT
+
+DVC = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())
+PARAMS = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _stage_notebook(stage: dict) -> str:
+    body = stage.get("do", stage)
+    return body["cmd"].split()[1]  # "${nb} notebooks/NN_x.ipynb ..."
+
+
+def test_pipeline_yaml_is_in_sync_with_params():
+    assert pipeline.main(["--check"]) == 0, "pipeline.yaml is stale: run `python -m jvla.pipeline`"
+
+
+def test_every_stage_has_its_notebook_params_and_results_folder():
+    for name, stage in DVC["stages"].items():
+        nb = PROJECT_ROOT / _stage_notebook(stage)
+        assert nb.exists(), f"stage {name}: notebook {nb.name} missing"
+        body = stage.get("do", stage)
+        outs = [next(iter(o)) if isinstance(o, dict) else o for o in body["outs"]]
+        assert any(o.startswith(f"results/{name}") for o in outs), f"stage {name}: no results/{name} output"
+        for key in body.get("params", []):
+            top = key.split(".")[0]
+            assert top in PARAMS, f"stage {name}: params key {key!r} is not in params.yaml"
+            if "${" not in key:
+                node = PARAMS
+                for part in key.split("."):
+                    assert part in node, f"stage {name}: params key {key!r} does not exist"
+                    node = node[part]
+
+
+def test_every_notebook_is_used_by_a_stage():
+    used = {_stage_notebook(s) for s in DVC["stages"].values()}
+    assert {f"notebooks/{p.name}" for p in NOTEBOOKS} == used
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_shape(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one parameters cell"
+    assert nb.cells[0].cell_type == "markdown" and "paper" in nb.cells[0].source.lower(), "a title naming the paper part"
+    for c in code:
+        assert not c.outputs and c.execution_count is None, "outputs stripped in git"
+        tree = ast.parse(c.source)
+        defs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef)]
+        assert not defs, f"no function or class definitions in notebooks ({path.name})"
+    assert "profile = None" in tagged[0].source
+
+
+def test_report_renders_from_a_results_fixture(tmp_path, monkeypatch):
+    """Tables and figures from a small hand-made set of result files."""
+    import pandas as pd
+
+    from jvla.report import readme
+    from jvla.report.results import eval_composition, load_curves, load_eval, load_runs, load_vl
+
+    params = config.load()
+    res = tmp_path / "results"
+    rng = __import__("random").Random(0)
+    for name, s in params.evaluate.settings.items():
+        tasks = [t.name for t in __import__("jvla.evaluation", fromlist=["x"]).select_tasks(params, s.tasks)]
+        per_task = []
+        for t in tasks:
+            k = rng.randint(0, 10)
+            per_task.append({"variant": s.variant, "setting": name, "task": t, "category": t.split("_")[0], "n": 10,
+                             "successes": k, "success_rate": k / 10, "ci_low": max(0, k / 10 - 0.3),
+                             "ci_high": min(1, k / 10 + 0.3), "infra_failed": 0, "mean_steps_success": 50.0,
+                             "malformed_rate": 0.0})  # fmt: skip
+        cats = {}
+        for r in per_task:
+            cats.setdefault(r["category"], []).append(r["success_rate"])
+        v = params.variants[s.variant]
+        d = res / "evaluate" / name
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps({
+            "setting": name, "variant": s.variant, "backbone": v.backbone, "apt_chunk": v.apt_chunk,
+            "ft_chunk": v.ft_chunk, "inference_chunk": s.inference_chunk or v.ft_chunk, "history": 2,
+            "episodes": 10 * len(tasks), "fps": 20.0 * (s.inference_chunk or 1), "malformed_rate": 0.0,
+            "infra_failures": 0, "tasks": tasks, "per_task": per_task,
+            "per_category": [{"variant": s.variant, "setting": name, "category": c, "n_tasks": len(x),
+                              "success_rate": sum(x) / len(x)} for c, x in cats.items()]}))  # fmt: skip
+    for m in params.vl_bench.models:
+        d = res / "vl_bench"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{m.replace('/', '-')}.json").write_text(json.dumps({"model": m, "benchmarks": {
+            b: {"all": {"n": 20, "correct": rng.randint(0, 20), "accuracy": 0.5}} for b in ("knowledge", "vision", "grounding")}}))  # fmt: skip
+    for stage, run in (("stage2", "post/qwen2_vl/grounding"), ("finetune", "finetune/actvlp")):
+        d = res / stage / run.replace("/", "-")
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({"run": run, "stage": stage, "steps": 5, "train_loss_last": 1.0,
+                                                    "eval": {"eval_grounding_loss": 2.0, "eval_task_c1_loss": 0.4}}))  # fmt: skip
+        (d / "loss.tsv").write_text("timestamp\tstep\tloss\n0\t1\t3.0\n0\t2\t2.0\n")
+    per_task, per_cat, settings = load_eval(res)
+    built = readme.write_tables(params, per_task, per_cat, settings, load_vl(res), load_runs(res),
+                                eval_composition(res), res / "tables")  # fmt: skip
+    assert len(built["table1"]) == 8 + 3, "eight reported rows and our three"
+    assert "[" in built["table1"].iloc[-1]["mine:iron_ore"], "measured cells carry their interval"
+    assert set(built["claims"].verdict) <= {"reproduced", "not reproduced", "inconclusive", "not measured"}
+    assert (res / "tables" / "README.md").read_text().count("### ") >= 9
+    figs = readme.write_figures(params, per_task, settings, load_runs(res), load_curves(res), res / "figures")
+    assert {"figure4", "figure5", "figure6", "loss_curves"} <= set(figs)
+    assert (res / "figures" / "figure4.png").stat().st_size > 10_000
+    assert isinstance(load_curves(res), pd.DataFrame)
+
+
+def test_readme_section_injection(tmp_path):
+    from jvla.report.readme import BEGIN, END, inject
+
+    f = tmp_path / "README.md"
+    f.write_text("# x\n\nintro\n")
+    once = inject(f, "table A")
+    f.write_text(once)
+    twice = inject(f, "table B")
+    assert BEGIN in twice and "table B" in twice and "table A" not in twice and twice.count(END) == 1
+
+
+def _copy_repo(dst: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=PROJECT_ROOT,
+                           capture_output=True, check=True).stdout.split(b"\0")  # fmt: skip
+    for f in files:
+        if not f:
+            continue
+        src = PROJECT_ROOT / f.decode()
+        if src.is_file() and not f.decode().startswith("results/"):
+            (dst / f.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / f.decode())
+
+
+@pytest.mark.slow
+@pytest.mark.minetest
+@pytest.mark.skipif(shutil.which("minetest") is None or shutil.which("Xvfb") is None, reason="needs minetest and Xvfb")
+def test_smoke_dvc_repro_end_to_end(tmp_path):
+    """The real dvc.yaml, every notebook and stage, on the smoke profile, in a temporary copy."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _copy_repo(repo)
+    p = repo / "params.yaml"
+    p.write_text(p.read_text().replace("\nprofile: default", "\nprofile: smoke", 1))
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # fmt: skip
+    env.pop("JVLA_ROOT", None)
+    run = lambda *a: subprocess.run(a, cwd=repo, env=env, check=True, capture_output=True, text=True)  # noqa: E731
+    run("git", "init", "-q")
+    run("dvc", "config", "--local", "core.no_scm", "true")
+    proc = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    res = repo / "results"
+    for f in ("tables/table1.md", "tables/claims.md", "tables/README.md", "figures/figure4.png", "figures/figure5.png",
+              "figures/figure6.png", "evaluate/main_actvlp/summary.json", "data/knowledge.json"):  # fmt: skip
+        assert (res / f).exists(), f"results/{f} was not produced"
+    summary = json.loads((res / "evaluate" / "main_actvlp" / "summary.json").read_text())
+    assert summary["episodes"] >= 4 and summary["malformed_rate"] == 0.0, "constrained decoding: no malformed action"
+    assert list((res / "evaluate" / "main_actvlp" / "videos").glob("*.mp4")), "rollout videos written"
+    status = subprocess.run(["dvc", "status"], cwd=repo, env=env, capture_output=True, text=True)
+    assert "up to date" in status.stdout, status.stdout[-2000:]
