@@ -14,9 +14,11 @@ size, learning rate, assistant-only loss and number of steps:
   ``DataCollatorForVisionLanguageModeling`` (pads each batch to its longest sample), random
   sampling, collation in the training process (``dataloader_num_workers=0``), torch's default
   intra-op threads; the processor resizes each full-size frame itself.
-* **project** = ``jvla.training.run_stage`` settings from ``params.stage3``: length-grouped
-  batches, one collation worker beside the trainer, 1 intra-op thread, frames decoded at reduced
-  JPEG scale and pre-resized (``ChatCollator.prescale``).
+* **project** = ``jvla.training.run_stage`` settings from ``params.stage3``: the project's
+  collator (loss mask found on token ids instead of transformers' character-offset mapping;
+  frames decoded at reduced JPEG scale and pre-resized, ``ChatCollator.prescale``), the trainer's
+  LM head applied only at supervised positions (``StageTrainer.compute_loss``), length-grouped
+  batches, one collation worker beside the trainer, 1 intra-op thread.
 
 Each side runs ``--warmup`` steps first (not timed). Printed: samples/s, non-padding tokens/s,
 padded tokens/s, the ratio project/baseline, and one row per factor turned off (ablation).
@@ -41,6 +43,7 @@ from transformers.trainer_callback import PrinterCallback  # noqa: E402
 from jvla import config, models  # noqa: E402
 from jvla import training as T  # noqa: E402
 from jvla.data.store import to_dataset  # noqa: E402
+from jvla.training.runner import stage_trainer_class  # noqa: E402
 
 
 class Timer(TrainerCallback):
@@ -102,7 +105,20 @@ def trl_dataset(samples, params):
     return Dataset.from_list(rows, features=feats)
 
 
-def run(label, model_dir, params, cfg, train, *, project, threads, steps, warmup, prescale=True):
+def run(
+    label,
+    model_dir,
+    params,
+    cfg,
+    train,
+    *,
+    project,
+    threads,
+    steps,
+    warmup,
+    prescale=True,
+    head_at_labels=True,
+):
     """Train ``warmup + steps`` steps; return (samples/s, tokens/s, padded tokens/s) of the timed ones."""
     from trl import SFTConfig, SFTTrainer
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
@@ -111,8 +127,11 @@ def run(label, model_dir, params, cfg, train, *, project, threads, steps, warmup
     model, processor = models.load(model_dir, params)
     T.apply_freezing(model, "stage3")
     timer = Timer(warmup)
+    trainer_cls = SFTTrainer
     with tempfile.TemporaryDirectory() as tmp:
         if project:
+            if head_at_labels:
+                trainer_cls = stage_trainer_class()
             ds = T.combine(
                 to_dataset(train), processor, cfg.max_length, with_lengths=cfg.sampling == "group_by_length"
             )
@@ -151,7 +170,7 @@ def run(label, model_dir, params, cfg, train, *, project, threads, steps, warmup
                 seed=params.seed,
                 include_num_input_tokens_seen="non_padding",
             )
-        trainer = SFTTrainer(
+        trainer = trainer_cls(
             model=model,
             args=args,
             train_dataset=ds,
@@ -206,6 +225,7 @@ def main() -> None:
             "project - length grouping": {"cfg": dataclasses.replace(cfg, sampling="random")},
             "project - collation worker": {"cfg": dataclasses.replace(cfg, dataloader_workers=0)},
             "project - frame prescale": {"prescale": False},
+            "project - LM head at labels only": {"head_at_labels": False},
             f"project - 1 thread (threads={default_threads})": {"threads": default_threads},
         }
     with tempfile.TemporaryDirectory() as tmp:

@@ -130,6 +130,24 @@ def test_augmentation_keeps_sizes_and_masks(tmp_path_factory, params, data):
     assert torch.equal(plain["labels"][traj], aug["labels"][traj])
 
 
+def test_trainer_loss_equals_the_models_own_loss(tmp_path_factory, tmp_path, params, data):
+    """The LM head applied only at supervised positions gives the model's standard shifted NLL."""
+    from jvla.training.runner import sft_config, stage_trainer_class
+
+    model, processor = models.load(tiny_dir(tmp_path_factory, params, "qwen2_vl"), params)
+    coll = T.ChatCollator(processor, 512)
+    ds = T.combine([data["trajectory"], data["vision"]], processor, 512)
+    trainer = stage_trainer_class()(
+        model=model, args=sft_config(one_step(params), tmp_path, 0, False), data_collator=coll,
+        train_dataset=ds, processing_class=processor,
+    )  # fmt: skip
+    batch = coll([ds[i] for i in range(6)])
+    with torch.no_grad():
+        ours = trainer.compute_loss(model, dict(batch))
+        reference = model(**batch).loss
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-5)
+
+
 # ------------------------------------------------------------------------------------ freezing
 CASES = [  # (backbone, stage, data kinds, peft)
     ("qwen2_vl", "stage1", ("knowledge",), "none"),

@@ -133,6 +133,36 @@ def stage_trainer_class():
             if self.is_fsdp_enabled or self.is_deepspeed_enabled:
                 super()._load_from_checkpoint(resume_from_checkpoint, model)
 
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            """Mean NLL over the supervised (assistant) tokens, the loss TRL computes, with the LM
+            head applied only at the positions that predict one (``logits_to_keep`` as a (B, T)
+            bool mask). TRL 1.16 instead always runs its chunked fused-head kernel over every
+            position, which on CPU costs ~45 % of a tiny-model Stage III step; at paper scale
+            this keeps the 152k-vocab logits to the few action tokens of each 512-token sample.
+            """
+            import torch.nn.functional as F
+
+            labels = inputs["labels"]
+            keep = torch.zeros_like(labels, dtype=torch.bool)
+            keep[:, :-1] = labels[:, 1:] != -100  # position p predicts token p + 1
+            targets = labels[:, 1:][keep[:, :-1]]
+            fwd = {k: v for k, v in inputs.items() if k != "labels"}
+            logits = model(**fwd, use_cache=False, logits_to_keep=keep).logits.float()  # (N, V)
+            n = targets.numel() if num_items_in_batch is None else num_items_in_batch
+            loss = F.cross_entropy(logits, targets, reduction="sum") / torch.as_tensor(n).clamp(min=1)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes
+            mode = "train" if model.training else "eval"
+            gather = self.accelerator.gather_for_metrics
+            with torch.no_grad():
+                count = gather(torch.as_tensor(targets.numel(), device=logits.device)).sum().clamp(min=1)
+                hit = gather((logits.argmax(-1) == targets).sum()).sum()
+                logp = logits.log_softmax(-1)
+                ent = gather(-(logp.exp() * logp).sum()).sum()
+            self._metrics[mode]["mean_token_accuracy"].append((hit / count).item())
+            self._metrics[mode]["entropy"].append((ent / count).item())
+            return (loss, None) if return_outputs else loss
+
     return StageTrainer
 
 
