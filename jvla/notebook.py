@@ -16,6 +16,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     params = {k: yaml.safe_load(v) for k, v in args.parameter}
+    t0 = time.perf_counter()
     try:
         execute(args.notebook, args.output, params)
     except Exception as e:  # papermill raises PapermillExecutionError with the cell's traceback
-        log.error("notebook %s failed: %s", args.notebook, e)
+        log.error("notebook %s failed after %.1f s: %s", args.notebook, time.perf_counter() - t0, e)
         return 1
+    log.info("notebook %s %s done in %.1f s", args.notebook, params, time.perf_counter() - t0)
     return 0
 
 

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from jvla import config, pipeline
+from jvla.envs.minetest.launcher import binaries_available
 from jvla.paths import PROJECT_ROOT
 
 DVC = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())
@@ -150,7 +151,7 @@ def _copy_repo(dst: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.minetest
-@pytest.mark.skipif(shutil.which("minetest") is None or shutil.which("Xvfb") is None, reason="needs minetest and Xvfb")
+@pytest.mark.skipif(not binaries_available(), reason="needs minetest and Xvfb (`make apt`)")
 def test_smoke_dvc_repro_end_to_end(tmp_path):
     """The real dvc.yaml, every notebook and stage, on the smoke profile, in a temporary copy."""
     repo = tmp_path / "repo"

@@ -88,9 +88,12 @@ def save_one(rows: Iterable[Mapping[str, Any]], out_dir: str | Path, features: A
 
 
 def load(path: str | Path):
-    from datasets import load_from_disk
+    """A saved dataset, read-only: transforms (shuffle, select, map) write their cache files to a
+    temporary directory, never into ``path`` (a DVC output must not change after its stage)."""
+    import datasets
 
-    return load_from_disk(str(path))
+    datasets.disable_caching()
+    return datasets.load_from_disk(str(path))
 
 
 def _rank(seed: int, key: str) -> str:

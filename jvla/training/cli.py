@@ -25,9 +25,9 @@ def model_source(params: Params, backbone: str) -> str:
 def load_split(path: str | Path, split: str) -> Any | None:
     """``split`` of a ``DatasetDict.save_to_disk`` folder (``eval`` also matches ``valid``,
     ``validation``, ``test``), or None if absent."""
-    from datasets import load_from_disk
+    from jvla.data.store import load
 
-    dd = load_from_disk(str(path))
+    dd = load(path)  # read-only: no cache files written into the DVC-tracked folder
     names = {"train": ("train",), "eval": ("eval", "valid", "validation", "test")}[split]
     return next((dd[n] for n in names if n in dd), None)
 

@@ -134,7 +134,7 @@ class MinetestEnv:
                 "find_arena", timeout=self.cfg.start_timeout_s, alive=self.game.alive, radius=ARENA_RADIUS
             )
             self.arena_origin = tuple(int(v) for v in res["origin"])
-            log.info("arena at %s (%s)", self.arena_origin, res.get("biome"))
+            log.debug("arena at %s (%s)", self.arena_origin, res.get("biome"))
         # Go to the arena now, so the client has loaded and meshed it before the first episode.
         self.bridge.call("arena", alive=self.game.alive, origin=list(self.arena_origin),
                          radius=ARENA_RADIUS, height=ARENA_HEIGHT)  # fmt: skip
@@ -143,7 +143,7 @@ class MinetestEnv:
         self._gui_open = False
         self._gui_kind = ""
         self.task = None
-        log.info(
+        log.debug(
             "minetest instance ready in %.1f s (display :%d, port %d)",
             time.monotonic() - t0,
             self.game.display,

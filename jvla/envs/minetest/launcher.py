@@ -326,7 +326,7 @@ class GameProcess:
         finally:
             os.close(r)
         self.display = int(buf.strip())
-        log.info("Xvfb :%d started (pid %d, screen %dx%d)", self.display, self.xvfb.pid, sw, sh)
+        log.debug("Xvfb :%d started (pid %d, screen %dx%d)", self.display, self.xvfb.pid, sw, sh)
 
     def _start_client(self) -> None:
         self._write_conf()
@@ -370,7 +370,7 @@ class GameProcess:
                 start_new_session=True,
                 preexec_fn=_preexec(),
             )
-        log.info(
+        log.debug(
             "minetest client started (pid %d, display :%d, port %d, home %s)",
             self.client.pid,
             self.display,
