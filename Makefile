@@ -13,11 +13,17 @@ export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: repro test test-minestudio setup apt venv minestudio lint clean
+.PHONY: repro pipeline test test-minestudio setup apt venv minestudio lint clean
 
 ## repro: set up, then run the whole pipeline on the embedded default (Minetest, tiny models)
 repro: setup
-	$(VENV)/bin/dvc repro
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m jvla.pipeline --check
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
+	$(PY) -m jvla.report.readme
+
+## pipeline: regenerate pipeline.yaml after editing `variants` or `vl_bench.models` in params.yaml
+pipeline: venv
+	$(PY) -m jvla.pipeline
 
 ## test: set up, then run the test suite
 test: setup
