@@ -49,7 +49,9 @@ def run_agent(policy: VLAPolicy, slots: int, frames: list[np.ndarray], steps: in
     return decisions, actions, dt
 
 
-def run_naive(model, processor, atok, slots, frames, steps, history, tokens_per_decision) -> tuple[int, float]:
+def run_naive(
+    model, processor, atok, slots, frames, steps, history, tokens_per_decision
+) -> tuple[int, float]:
     null = atok.encode([atok.space.null_agent_action()])
     hist = {s: [frames[0]] * history for s in range(slots)}
     texts = {s: [null] * history for s in range(slots)}
@@ -58,7 +60,7 @@ def run_naive(model, processor, atok, slots, frames, steps, history, tokens_per_
     for t in range(steps):
         for s in range(slots):
             frame = frames[(t * slots + s) % len(frames)]
-            d = naive_decide(model, processor, atok, "Mine the iron ore with the pickaxe.", [*hist[s], frame],
+            naive_decide(model, processor, atok, "Mine the iron ore with the pickaxe.", [*hist[s], frame],
                              texts[s], max_new_tokens=tokens_per_decision)  # fmt: skip
             n += 1
             if history:
@@ -97,8 +99,10 @@ def main() -> None:
     d_n, t_n = run_naive(model, processor, atok, args.slots, frames, n_steps, args.history, tokens)
 
     rate_a, rate_n = d_a / t_a, d_n / t_n
-    print(f"slots={args.slots} history={args.history} image tokens/frame="
-          f"{models.image_token_count(processor, params.env.width, params.env.height)}")
+    print(
+        f"slots={args.slots} history={args.history} image tokens/frame="
+        f"{models.image_token_count(processor, params.env.width, params.env.height)}"
+    )
     print(f"naive : {rate_n:7.1f} decisions/s ({d_n} in {t_n:.2f} s)")
     print(f"agent : {rate_a:7.1f} decisions/s ({d_a} in {t_a:.2f} s), {dec.n_forwards} forwards")
     print(f"ratio agent/naive: {rate_a / rate_n:.2f}x")

@@ -151,7 +151,9 @@ class ActionTokenizer:
         self.grammar = ActionGrammar(self)
 
     @classmethod
-    def from_tokenizer(cls, tokenizer: Any, space: ActionSpace, encode_inventory: bool = True) -> ActionTokenizer:
+    def from_tokenizer(
+        cls, tokenizer: Any, space: ActionSpace, encode_inventory: bool = True
+    ) -> ActionTokenizer:
         """Look every action token up in an HF tokenizer (call :func:`add_action_tokens` first)."""
         unk = getattr(tokenizer, "unk_token_id", None)
         table = {}
@@ -249,7 +251,9 @@ class ActionTokenizer:
         body = f"(?:{buttons}{alt(g._pitch_ids)}{alt(g._yaw_ids)})"
         if self.encode_inventory:
             body = f"(?:{alt(g._inv)}{alt(g._null_pitch)}{alt(g._null_yaw)}|{body[3:-1]})"
-        one = f"{_re.escape(self.id_to_token[self.begin_id])}{body}{_re.escape(self.id_to_token[self.end_id])}"
+        one = (
+            f"{_re.escape(self.id_to_token[self.begin_id])}{body}{_re.escape(self.id_to_token[self.end_id])}"
+        )
         return f"(?:{one}){{{n_actions}}}"
 
     def _append(self, res: DecodeResult, digits: tuple[int, ...] | None) -> None:
@@ -362,7 +366,11 @@ class ActionGrammar:
             return GrammarState("pitch", state.last_group, True, state.n_done, tuple(digits)) if ok else None
         if p == "pitch":
             ok = g == YAW_GROUP and (not state.inventory or tid in self._null_yaw)
-            return GrammarState("yaw", state.last_group, state.inventory, state.n_done, tuple(digits)) if ok else None
+            return (
+                GrammarState("yaw", state.last_group, state.inventory, state.n_done, tuple(digits))
+                if ok
+                else None
+            )
         return None
 
 
@@ -429,6 +437,8 @@ class ActionLogitsProcessor:
         vocab = scores.shape[-1]
         for b in range(input_ids.shape[0]):
             state = self.state_of(input_ids[b, self.prompt_length :].tolist())
-            allowed = None if state is None else self.grammar.allowed(state, self.min_actions, self.max_actions)
+            allowed = (
+                None if state is None else self.grammar.allowed(state, self.min_actions, self.max_actions)
+            )
             out[b] += self._mask(allowed, vocab, scores)
         return out

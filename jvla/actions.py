@@ -139,7 +139,7 @@ class ActionSpace:
     # -- env form ---------------------------------------------------------------------------
     @staticmethod
     def null_env_action() -> EnvAction:
-        action: EnvAction = {b: 0 for b in BUTTONS}
+        action: EnvAction = dict.fromkeys(BUTTONS, 0)
         action["camera"] = np.zeros(2, dtype=np.float64)
         return action
 
@@ -159,7 +159,9 @@ class ActionSpace:
             raise ValueError(f"env action: unknown keys {sorted(unknown)}")
         cam = np.asarray(action.get("camera"), dtype=np.float64)
         if cam.shape != (2,) or not np.all(np.isfinite(cam)):
-            raise ValueError(f"env action: camera must be finite [pitch, yaw], found {action.get('camera')!r}")
+            raise ValueError(
+                f"env action: camera must be finite [pitch, yaw], found {action.get('camera')!r}"
+            )
 
     # -- env <-> agent ------------------------------------------------------------------------
     def env_to_agent(self, action: EnvAction) -> AgentAction:

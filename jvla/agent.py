@@ -77,7 +77,9 @@ class Decoder:
         seed: seeds sampling.
     """
 
-    def __init__(self, model: Any, processor: Any, action_tokenizer: ActionTokenizer, cfg: AgentConfig, seed: int = 0):
+    def __init__(
+        self, model: Any, processor: Any, action_tokenizer: ActionTokenizer, cfg: AgentConfig, seed: int = 0
+    ):
         from jvla.models import backbone_of
 
         self.model = model.eval()
@@ -91,7 +93,9 @@ class Decoder:
         self.stop_id = int(self.tok.convert_tokens_to_ids("<|im_end|>"))
         if self.stop_id == self.tok.unk_token_id or self.stop_id is None:
             self.stop_id = int(self.tok.eos_token_id)
-        self.pad_id = int(self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id)
+        self.pad_id = int(
+            self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+        )
         self.image_token_id = int(processor.image_token_id if hasattr(processor, "image_token_id")
                                   else self.tok.convert_tokens_to_ids(processor.image_token))  # fmt: skip
         self.gen = torch.Generator().manual_seed(seed)
@@ -103,7 +107,9 @@ class Decoder:
     def _template(self, messages: list[dict]) -> str:
         return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
-    def _encode_frames(self, frames: Sequence[np.ndarray], keys: Sequence[int | None]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _encode_frames(
+        self, frames: Sequence[np.ndarray], keys: Sequence[int | None]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Vision-tower output (``[n_tokens, hidden]``) and grid (``[1, 3]``) of each frame.
 
         Frames with a cached key are not recomputed; the others go through the image processor
@@ -116,7 +122,9 @@ class Decoder:
         ]
         todo = [i for i, o in enumerate(out) if o is None]
         if todo:
-            img = self.processor.image_processor(images=[Image.fromarray(frames[i]) for i in todo], return_tensors="pt")
+            img = self.processor.image_processor(
+                images=[Image.fromarray(frames[i]) for i in todo], return_tensors="pt"
+            )
             pv = img["pixel_values"].to(self.device, self.model.dtype)
             grid = img["image_grid_thw"].to(self.device)
             with torch.inference_mode():
@@ -179,9 +187,13 @@ class Decoder:
             for fr in frames:
                 per_row.append(enc[start : start + len(fr)])
                 start += len(fr)
-            rows = [self._row_qwen(i, e, p) for i, e, p in zip(instructions, per_row, past_actions, strict=True)]
+            rows = [
+                self._row_qwen(i, e, p) for i, e, p in zip(instructions, per_row, past_actions, strict=True)
+            ]
         else:
-            rows = [self._row_llava(i, f, p) for i, f, p in zip(instructions, frames, past_actions, strict=True)]
+            rows = [
+                self._row_llava(i, f, p) for i, f, p in zip(instructions, frames, past_actions, strict=True)
+            ]
         grammar = self.atok.grammar
         states = [grammar.initial() for _ in range(b)]
         generated: list[list[int]] = [[] for _ in range(b)]
@@ -222,7 +234,9 @@ class Decoder:
                         states[r] = grammar.advance(states[r], forced)
                 if all(done):
                     break
-                logits, cache, mask = self._step([[] if done[r] else t for r, t in enumerate(nxt)], cache, mask, deltas)
+                logits, cache, mask = self._step(
+                    [[] if done[r] else t for r, t in enumerate(nxt)], cache, mask, deltas
+                )
         out = []
         for r in range(b):
             res = self.atok.decode(generated[r])
@@ -272,7 +286,9 @@ class Decoder:
         pos = torch.arange(len(ids), device=self.device)[None]
         if self.qwen:
             pos = pos[None].expand(3, 1, -1)
-        out = self._forward(input_ids=t, attention_mask=torch.ones_like(t), position_ids=pos, past_key_values=DynamicCache())
+        out = self._forward(
+            input_ids=t, attention_mask=torch.ones_like(t), position_ids=pos, past_key_values=DynamicCache()
+        )
         kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
         if self.cfg.prefix_cache:
             if len(self._prefix_cache) > 64:
@@ -328,10 +344,14 @@ class Decoder:
         else:
             pos = (mask.cumsum(-1) - 1).clamp(min=0)
             deltas = torch.zeros((b, 1), dtype=torch.long, device=self.device)
-            pix = {k: torch.cat([r.pixel_inputs[k] for r in rows]).to(self.device) for k in rows[0].pixel_inputs}
+            pix = {
+                k: torch.cat([r.pixel_inputs[k] for r in rows]).to(self.device) for k in rows[0].pixel_inputs
+            }
             if "pixel_values" in pix:
                 pix["pixel_values"] = pix["pixel_values"].to(self.model.dtype)
-            out = self._forward(input_ids=suffix, attention_mask=mask, position_ids=pos[:, lp:], past_key_values=cache, **pix)
+            out = self._forward(
+                input_ids=suffix, attention_mask=mask, position_ids=pos[:, lp:], past_key_values=cache, **pix
+            )
         return out.logits[:, -1], out.past_key_values, mask, deltas
 
     def _step(self, nxt: list[list[int]], cache, mask, deltas):
@@ -385,7 +405,9 @@ class VLAPolicy:
         execute: ``n <= k`` of them executed before the next decision (the inference chunk).
     """
 
-    def __init__(self, decoder: Decoder | OpenAIDecoder, history: int, chunk: int = 1, execute: int | None = None):
+    def __init__(
+        self, decoder: Decoder | OpenAIDecoder, history: int, chunk: int = 1, execute: int | None = None
+    ):
         execute = chunk if execute is None else execute
         if not 1 <= execute <= chunk:
             raise ValueError(f"need 1 <= execute <= chunk, found execute={execute}, chunk={chunk}")
@@ -477,7 +499,14 @@ class OpenAIDecoder:
     # ``guided_regex`` so the server cannot produce malformed actions either.
     """
 
-    def __init__(self, url: str, atok: ActionTokenizer, cfg: AgentConfig, model: str | None = None, timeout: float = 60.0):
+    def __init__(
+        self,
+        url: str,
+        atok: ActionTokenizer,
+        cfg: AgentConfig,
+        model: str | None = None,
+        timeout: float = 60.0,
+    ):
         self.url, self.atok, self.cfg, self.timeout = url.rstrip("/"), atok, cfg, timeout
         self.model = model or self._first_model()
 
@@ -496,7 +525,10 @@ class OpenAIDecoder:
 
         buf = io.BytesIO()
         Image.fromarray(frame).save(buf, format="JPEG", quality=90)
-        return {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()}}
+        return {
+            "type": "image_url",
+            "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()},
+        }
 
     def decide(self, instructions, frames, past_actions, n_actions, frame_keys=None) -> list[Decision]:
         out = []
@@ -504,12 +536,16 @@ class OpenAIDecoder:
             msgs = decision_messages(instr, past)
             it = iter(fr)
             for m in msgs:
-                m["content"] = [self._image_item(next(it)) if c["type"] == "image" else c for c in m["content"]]
+                m["content"] = [
+                    self._image_item(next(it)) if c["type"] == "image" else c for c in m["content"]
+                ]
             payload = {"model": self.model, "messages": msgs, "temperature": self.cfg.temperature,
                        "top_p": self.cfg.top_p, "max_tokens": 1024, "skip_special_tokens": False}  # fmt: skip
             if self.cfg.constrained:
                 payload["guided_regex"] = self.atok.regex(n_actions)
             text = self._post("/v1/chat/completions", payload)["choices"][0]["message"]["content"] or ""
             res = self.atok.decode_text(text)
-            out.append(Decision(text=text.strip(), actions=res.actions[:n_actions], n_malformed=res.n_malformed))
+            out.append(
+                Decision(text=text.strip(), actions=res.actions[:n_actions], n_malformed=res.n_malformed)
+            )
         return out

@@ -33,7 +33,7 @@ class ConfigError(ValueError):
 
 def fld(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None, factory=None):
     """A dataclass field with an optional numeric range checked at load time."""
-    meta = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt).items() if v is not None}
+    meta = {k: v for k, v in {"ge": ge, "gt": gt, "le": le, "lt": lt}.items() if v is not None}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -56,9 +56,13 @@ class TinyModelConfig:
 
     def __post_init__(self):
         if self.hidden_size % self.num_heads:
-            raise ConfigError(f"model.tiny.hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
+            raise ConfigError(
+                f"model.tiny.hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
+            )
         if self.num_heads % self.num_kv_heads:
-            raise ConfigError(f"model.tiny.num_heads ({self.num_heads}) must be divisible by num_kv_heads ({self.num_kv_heads})")
+            raise ConfigError(
+                f"model.tiny.num_heads ({self.num_heads}) must be divisible by num_kv_heads ({self.num_kv_heads})"
+            )
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,9 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.min_pixels > self.max_pixels:
-            raise ConfigError(f"model.min_pixels ({self.min_pixels}) exceeds model.max_pixels ({self.max_pixels})")
+            raise ConfigError(
+                f"model.min_pixels ({self.min_pixels}) exceeds model.max_pixels ({self.max_pixels})"
+            )
 
 
 @dataclass(frozen=True)
@@ -216,7 +222,9 @@ class VariantConfig:
 
     def __post_init__(self):
         if self.post_training == "one_stage" and self.stage3:
-            raise ConfigError("variant: post_training one_stage already co-trains the trajectories; expected stage3: false")
+            raise ConfigError(
+                "variant: post_training one_stage already co-trains the trajectories; expected stage3: false"
+            )
 
 
 @dataclass(frozen=True)
@@ -252,7 +260,9 @@ class KnowledgeDataConfig:
 
     def __post_init__(self):
         if self.turns_min > self.turns_max:
-            raise ConfigError(f"data.knowledge.turns_min ({self.turns_min}) exceeds turns_max ({self.turns_max})")
+            raise ConfigError(
+                f"data.knowledge.turns_min ({self.turns_min}) exceeds turns_max ({self.turns_max})"
+            )
 
 
 @dataclass(frozen=True)
@@ -334,9 +344,13 @@ class DataConfig:
             if not all(0 < f <= 1 for f in fr):
                 raise ConfigError(f"data.{name}: expected fractions in (0, 1], found {list(fr)}")
         if not all(0 < f <= 1 for f in self.trajectories.finetune_fractions):
-            raise ConfigError(f"data.trajectories.finetune_fractions: expected fractions in (0, 1], found {list(self.trajectories.finetune_fractions)}")
+            raise ConfigError(
+                f"data.trajectories.finetune_fractions: expected fractions in (0, 1], found {list(self.trajectories.finetune_fractions)}"
+            )
         if not all(c >= 1 for c in self.trajectories.chunks):
-            raise ConfigError(f"data.trajectories.chunks: expected integers >= 1, found {list(self.trajectories.chunks)}")
+            raise ConfigError(
+                f"data.trajectories.chunks: expected integers >= 1, found {list(self.trajectories.chunks)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -399,7 +413,9 @@ class ReportConfig:
     table1_tasks: dict[str, str] = field(default_factory=dict)
     table1_settings: dict[str, str] = field(default_factory=dict)  # raw / il / actvlp -> setting
     table2_settings: dict[str, str] = field(default_factory=dict)  # raw / one_stage / actvlp -> setting
-    table4_settings: tuple[str, ...] = ()  # in the paper's row order (APT/FT/inference 111, 131, 132, 133, 331)
+    table4_settings: tuple[
+        str, ...
+    ] = ()  # in the paper's row order (APT/FT/inference 111, 131, 132, 133, 331)
     table4_tag: str = "table2"  # Table 4 success is the mean over the tasks with this tag
     figure4_settings: dict[str, str] = field(default_factory=dict)  # bar label -> setting
     figure4_tag: str = "figure4"
@@ -430,7 +446,9 @@ class Params:
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def load(path: str | Path = PARAMS_FILE, profile: str | None = None, overrides: Mapping | None = None) -> Params:
+def load(
+    path: str | Path = PARAMS_FILE, profile: str | None = None, overrides: Mapping | None = None
+) -> Params:
     """Load and validate ``params.yaml``.
 
     Args:
@@ -448,7 +466,9 @@ def load(path: str | Path = PARAMS_FILE, profile: str | None = None, overrides: 
     return from_dict(raw, profile=profile, overrides=overrides, source=path.name)
 
 
-def from_dict(raw: Mapping, profile: str | None = None, overrides: Mapping | None = None, source: str = "params") -> Params:
+def from_dict(
+    raw: Mapping, profile: str | None = None, overrides: Mapping | None = None, source: str = "params"
+) -> Params:
     """Build :class:`Params` from an already-parsed mapping (see :func:`load`)."""
     data = copy.deepcopy(dict(raw))
     profiles = data.get("profiles") or {}
@@ -459,7 +479,9 @@ def from_dict(raw: Mapping, profile: str | None = None, overrides: Mapping | Non
         data["profile"] = profile
     if chosen != "default":
         if chosen not in profiles:
-            raise ConfigError(f"{source}: profile: expected one of {['default', *profiles]}, found {chosen!r}")
+            raise ConfigError(
+                f"{source}: profile: expected one of {['default', *profiles]}, found {chosen!r}"
+            )
         _merge(data, profiles[chosen], f"profiles.{chosen}", source)
     if overrides:
         _merge(data, overrides, "overrides", source)
@@ -525,7 +547,9 @@ def _coerce(tp: Any, value: Any, key: str, source: str, meta: Mapping = types.Ma
         if tp is int:
             ok = ok and float(value).is_integer()
         if not ok:
-            raise ConfigError(f"{source}: {key}: expected {'an integer' if tp is int else 'a number'}{_range(meta)}, found {_show(value)}")
+            raise ConfigError(
+                f"{source}: {key}: expected {'an integer' if tp is int else 'a number'}{_range(meta)}, found {_show(value)}"
+            )
         value = tp(value)
         _check_range(value, key, source, meta, tp)
         return value

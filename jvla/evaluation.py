@@ -289,7 +289,9 @@ def run_episodes(
             if not live:
                 break
             actions = policy.act(live, [active[i].frame for i in live])
-            results = list(pool.map(lambda ia: _safe_step(active[ia[0]].env, ia[1]), zip(live, actions, strict=True)))
+            results = list(
+                pool.map(lambda ia: _safe_step(active[ia[0]].env, ia[1]), zip(live, actions, strict=True))
+            )
             for i, res in zip(live, results, strict=True):
                 slot = active[i]
                 if isinstance(res, EnvCrashed):
@@ -374,7 +376,9 @@ def evaluate(
     done = ep_log.done()
     todo = [s for s in specs if (variant, setting, s.task.name, s.episode) not in done]
     if len(todo) < len(specs):
-        log.info("resuming %s: %d of %d episodes already recorded", variant, len(specs) - len(todo), len(specs))
+        log.info(
+            "resuming %s: %d of %d episodes already recorded", variant, len(specs) - len(todo), len(specs)
+        )
     run_kw = dict(variant=variant, backend=backend, setting=setting, slots=slots, **kwargs)
     if todo:
         if executor == "ray":
@@ -430,12 +434,17 @@ def _run_processes(todo, ep_log, env_factory, policy_factory, workers, run_kw) -
         raise RuntimeError(f"evaluation worker failed: {errors[0]}")
 
 
-def _run_ray(todo, ep_log, env_factory, policy_factory, workers, run_kw) -> None:  # pragma: no cover - cluster
+def _run_ray(
+    todo, ep_log, env_factory, policy_factory, workers, run_kw
+) -> None:  # pragma: no cover - cluster
     import ray
 
     @ray.remote
     def shard_task(specs):
-        return [dataclasses.asdict(r) for r in run_episodes(specs, env_factory, policy_factory(), progress=False, **run_kw)]
+        return [
+            dataclasses.asdict(r)
+            for r in run_episodes(specs, env_factory, policy_factory(), progress=False, **run_kw)
+        ]
 
     # Small shards (one round of tasks each) so a lost worker costs little and records land early.
     shard_size = max(1, run_kw.get("slots", 1))
@@ -499,13 +508,19 @@ def select_tasks(params: Any, entries: Sequence[str]) -> list[Task]:
         if e == "all":
             picked = pool
             if ev.tasks_per_category:
-                picked = [t for c in CATEGORIES for t in [t for t in pool if t.category == c][: ev.tasks_per_category]]
+                picked = [
+                    t
+                    for c in CATEGORIES
+                    for t in [t for t in pool if t.category == c][: ev.tasks_per_category]
+                ]
         elif e.startswith("tag:"):
             picked = [t for t in pool if e[4:] in t.tables]
         else:
             picked = [t for t in pool if t.name == e]
             if not picked:
-                raise ValueError(f"evaluate: task {e!r} is not in suite {ev.suite!r} for backend {params.env.backend!r}")
+                raise ValueError(
+                    f"evaluate: task {e!r} is not in suite {ev.suite!r} for backend {params.env.backend!r}"
+                )
         for t in picked:
             chosen.setdefault(t.name, t)
     cap = ev.max_steps_cap
@@ -557,7 +572,9 @@ def run_setting(params: Any, name: str, models_root: Path | None = None, out_roo
     chunk = variant.ft_chunk
     execute = setting.inference_chunk or chunk
     if execute > chunk:
-        raise ValueError(f"evaluate.settings.{name}: inference_chunk {execute} > the variant's ft_chunk {chunk}")
+        raise ValueError(
+            f"evaluate.settings.{name}: inference_chunk {execute} > the variant's ft_chunk {chunk}"
+        )
     history = params.data.trajectories.history  # the prompt layout the model was trained on
     tasks = select_tasks(params, setting.tasks)
     ev = params.evaluate

@@ -56,7 +56,10 @@ def decision_messages(instruction: str, past_actions: Sequence[str]) -> list[dic
 
 def training_messages(instruction: str, past_actions: Sequence[str], target: str) -> list[dict[str, Any]]:
     """:func:`decision_messages` plus the target assistant turn (the action tokens to learn)."""
-    return [*decision_messages(instruction, past_actions), {"role": "assistant", "content": [{"type": "text", "text": target}]}]
+    return [
+        *decision_messages(instruction, past_actions),
+        {"role": "assistant", "content": [{"type": "text", "text": target}]},
+    ]
 
 
 def padded_history(frames: Sequence[Any], actions: Sequence[str], t: int, history: int, null_action: str):

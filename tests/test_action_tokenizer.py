@@ -29,13 +29,13 @@ N = TOKEN_FORMAT.format
 def env_actions(draw, inventory_prob=0.1):
     """A valid env action: at most one option per exclusive group, any camera in [-15, 15]."""
     space_groups = [g for g in BUTTON_GROUPS if g != "camera"]
-    action = {b: 0 for b in BUTTONS}
+    action = dict.fromkeys(BUTTONS, 0)
     for g in space_groups:
         opt = draw(st.integers(0, len(BUTTON_GROUPS[g]) - 1))
         if opt:
             action[BUTTON_GROUPS[g][opt]] = 1
     if draw(st.floats(0, 1)) < inventory_prob:
-        action = {b: 0 for b in BUTTONS}
+        action = dict.fromkeys(BUTTONS, 0)
         action["inventory"] = 1
     cam = st.floats(-15, 15, allow_nan=False, allow_infinity=False)
     action["camera"] = np.array([draw(cam), draw(cam)])
@@ -102,8 +102,12 @@ def test_inventory_is_encoded_unlike_the_official_code(space, action_tokenizer):
     inv["inventory"] = 1
     assert action_tokenizer.encode([inv]) == "".join(N(n) for n in (178, 177, 219, 240, 179))
     assert action_tokenizer.decode(action_tokenizer.encode_ids([inv])).actions[0]["inventory"] == 1
-    official = ActionTokenizer(space, {s: i for i, s in enumerate(action_token_strings(space))}, encode_inventory=False)
-    assert official.encode([inv]) == official.encode([space.null_env_action()]), "the official quirk, kept behind a flag"
+    official = ActionTokenizer(
+        space, {s: i for i, s in enumerate(action_token_strings(space))}, encode_inventory=False
+    )
+    assert official.encode([inv]) == official.encode([space.null_env_action()]), (
+        "the official quirk, kept behind a flag"
+    )
 
 
 @given(st.lists(env_actions(), min_size=1, max_size=4))
@@ -117,7 +121,9 @@ def test_round_trip(space, action_tokenizer, actions):
             q = space.quantizer
             for axis in range(2):
                 x = float(np.clip(a["camera"][axis], -10, 10))
-                assert abs(q.encode_space(d["camera"][axis]) - q.encode_space(x)) <= 0.5 + 1e-9, "within half a bin"
+                assert abs(q.encode_space(d["camera"][axis]) - q.encode_space(x)) <= 0.5 + 1e-9, (
+                    "within half a bin"
+                )
                 assert abs(d["camera"][axis]) <= 10.0, "clipped at +-10 degrees"
 
 

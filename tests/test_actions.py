@@ -11,7 +11,6 @@ from jvla.actions import (
     BUTTONS,
     INVENTORY_INDEX,
     N_BUTTON_COMBINATIONS,
-    ActionSpace,
     AgentAction,
     CameraQuantizer,
     all_button_combinations,

@@ -24,13 +24,17 @@ def setup(tiny_qwen):
     space = ActionSpace.from_config(params.action)
     atok = ActionTokenizer.from_tokenizer(processor.tokenizer, space)
     rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 255, (params.env.height, params.env.width, 3), dtype=np.uint8) for _ in range(4)]
+    frames = [
+        rng.integers(0, 255, (params.env.height, params.env.width, 3), dtype=np.uint8) for _ in range(4)
+    ]
     return model, processor, params, atok, frames
 
 
 def reference(model, processor, atok, instruction, frames, past, k):
     """Greedy `generate` with the constraint as a logits processor: the ground truth."""
-    text = processor.apply_chat_template(decision_messages(instruction, past), add_generation_prompt=True, tokenize=False)
+    text = processor.apply_chat_template(
+        decision_messages(instruction, past), add_generation_prompt=True, tokenize=False
+    )
     enc = processor(text=[text], images=[Image.fromarray(f) for f in frames], return_tensors="pt")
     n = enc["input_ids"].shape[1]
     stop = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -82,7 +86,9 @@ def test_random_weights_never_produce_malformed_actions_when_constrained(setup):
 
 def test_without_the_constraint_random_weights_do_produce_malformed_output(setup):
     model, processor, params, atok, frames = setup
-    dec = Decoder(model, processor, atok, replace(params.agent, temperature=1.0, constrained=False, max_new_tokens=12))
+    dec = Decoder(
+        model, processor, atok, replace(params.agent, temperature=1.0, constrained=False, max_new_tokens=12)
+    )
     (d,) = dec.decide(["Mine."], [[frames[0]]], [[]], 1)
     assert d.n_malformed >= 1 and len(d.actions) >= 1, "decoding stays total without the constraint"
 
@@ -109,7 +115,9 @@ def test_chunk_execute_fewer_than_generated(setup):
         pol.act([0], [frames[t % 4]])
     st = pol.episode_stats(0)
     assert (st["n_decisions"], st["n_actions"], st["n_malformed"]) == (3, 6, 0) and st["agent_s"] > 0
-    assert all(len(atok.decode_text(t).actions) == 3 for t in pol.slots[0].texts), "history keeps the raw chunk"
+    assert all(len(atok.decode_text(t).actions) == 3 for t in pol.slots[0].texts), (
+        "history keeps the raw chunk"
+    )
     with pytest.raises(ValueError):
         VLAPolicy(dec, history=0, chunk=2, execute=3)
 
@@ -156,7 +164,9 @@ def test_openai_compatible_server_decoder(setup):
         assert req["skip_special_tokens"] is False and "guided_regex" in req
         import re
 
-        assert re.fullmatch(req["guided_regex"], atok.encode([a])), "the server-side grammar accepts a valid action"
+        assert re.fullmatch(req["guided_regex"], atok.encode([a])), (
+            "the server-side grammar accepts a valid action"
+        )
         assert not re.fullmatch(req["guided_regex"], atok.encode([a, a])), "... and exactly one action"
     finally:
         server.shutdown()

@@ -48,7 +48,10 @@ def test_smoke_profile_is_small():
         ({"stage3": {"learning_rate": -1}}, "stage3.learning_rate: expected a number > 0, found -1"),
         ({"stage3": {"batch_size": 2.5}}, "stage3.batch_size: expected an integer >= 1, found 2.5"),
         ({"stage3": {"bf16": 1}}, "stage3.bf16: expected true or false, found 1"),
-        ({"env": {"backend": "minecraft"}}, "env.backend: expected one of ['minetest', 'minestudio'], found 'minecraft'"),
+        (
+            {"env": {"backend": "minecraft"}},
+            "env.backend: expected one of ['minetest', 'minestudio'], found 'minecraft'",
+        ),
         ({"action": {"camera_binsize": 3.0}}, "2*maxval/binsize to be an integer"),
         ({"model": {"tiny": {"hidden_size": 130}}}, "divisible by num_heads"),
     ],

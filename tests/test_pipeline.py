@@ -61,11 +61,15 @@ def test_notebook_shape(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one parameters cell"
-    assert nb.cells[0].cell_type == "markdown" and "paper" in nb.cells[0].source.lower(), "a title naming the paper part"
+    assert nb.cells[0].cell_type == "markdown" and "paper" in nb.cells[0].source.lower(), (
+        "a title naming the paper part"
+    )
     for c in code:
         assert not c.outputs and c.execution_count is None, "outputs stripped in git"
         tree = ast.parse(c.source)
-        defs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef)]
+        defs = [
+            n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef)
+        ]
         assert not defs, f"no function or class definitions in notebooks ({path.name})"
     assert "profile = None" in tagged[0].source
 
@@ -172,7 +176,9 @@ def test_smoke_dvc_repro_end_to_end(tmp_path):
               "figures/figure6.png", "evaluate/main_actvlp/summary.json", "data/knowledge.json"):  # fmt: skip
         assert (res / f).exists(), f"results/{f} was not produced"
     summary = json.loads((res / "evaluate" / "main_actvlp" / "summary.json").read_text())
-    assert summary["episodes"] >= 4 and summary["malformed_rate"] == 0.0, "constrained decoding: no malformed action"
+    assert summary["episodes"] >= 4 and summary["malformed_rate"] == 0.0, (
+        "constrained decoding: no malformed action"
+    )
     assert list((res / "evaluate" / "main_actvlp" / "videos").glob("*.mp4")), "rollout videos written"
     status = subprocess.run(["dvc", "status"], cwd=repo, env=env, capture_output=True, text=True)
     assert "up to date" in status.stdout, status.stdout[-2000:]

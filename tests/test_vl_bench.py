@@ -80,5 +80,7 @@ def test_a_judge_replaces_the_rules_for_text_only(monkeypatch):
 
 def test_a_real_model_answers_every_question(tiny_qwen):
     model, processor, _ = tiny_qwen
-    preds = vl_bench.answer(model, processor, [KNOWLEDGE[0], GROUNDING[0], KNOWLEDGE[1]], max_new_tokens=4, batch_size=2)
+    preds = vl_bench.answer(
+        model, processor, [KNOWLEDGE[0], GROUNDING[0], KNOWLEDGE[1]], max_new_tokens=4, batch_size=2
+    )
     assert len(preds) == 3 and all(isinstance(p, str) for p in preds)

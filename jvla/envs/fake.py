@@ -99,7 +99,9 @@ class FakeEnv:
         if abs(self.offset) < self.fov / 2:
             cx = int(round((self.offset / self.fov + 0.5) * (w - 1)))
             half = max(2, w // 16)
-            img[h // 2 - half : h // 2 + half, max(0, cx - half) : cx + half] = CATEGORY_COLOURS[self.task.category]
+            img[h // 2 - half : h // 2 + half, max(0, cx - half) : cx + half] = CATEGORY_COLOURS[
+                self.task.category
+            ]
         return {"image": img}
 
 

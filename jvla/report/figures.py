@@ -35,7 +35,9 @@ def save(fig: plt.Figure, path_stem: str | Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.savefig(out[0], dpi=150, bbox_inches="tight", metadata={"Software": None})
-    fig.savefig(out[1], bbox_inches="tight", metadata={"Creator": None, "Producer": None, "CreationDate": None})
+    fig.savefig(
+        out[1], bbox_inches="tight", metadata={"Creator": None, "Producer": None, "CreationDate": None}
+    )
     return out
 
 
@@ -71,7 +73,9 @@ def figure4(per_task: pd.DataFrame, settings: Mapping[str, str], tasks: Mapping[
     fig, ax = plt.subplots(figsize=(7, 3.5))
     order, hue_order = list(tasks), list(settings)
     if not df.empty:
-        sns.barplot(df, x="task", y="success_rate", hue="data", order=order, hue_order=hue_order, ax=ax, errorbar=None)
+        sns.barplot(
+            df, x="task", y="success_rate", hue="data", order=order, hue_order=hue_order, ax=ax, errorbar=None
+        )
         _errbars(ax, df, "task", "data", order, hue_order)
     ax.set(ylim=(0, 1.05), xlabel="", ylabel="success rate",
            title="Non-trajectory post-training data vs downstream success (paper Fig. 4)")  # fmt: skip
@@ -88,11 +92,19 @@ def figure5(points: pd.DataFrame) -> plt.Figure:
     set_theme()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     if not points.empty:
-        sns.scatterplot(points, x="eval_loss", y="success_rate", hue="task", size="fraction", sizes=(30, 160), ax=ax)
+        sns.scatterplot(
+            points, x="eval_loss", y="success_rate", hue="task", size="fraction", sizes=(30, 160), ax=ax
+        )
         for _, r in points.iterrows():
             ax.plot([r.eval_loss, r.eval_loss], [r.ci_low, r.ci_high], color="grey", lw=0.8, zorder=0)
     for name, thr in paper.FIGURE5_THRESHOLD.items():
-        ax.axvline(thr, ls="--" if name == "text" else ":", color="red", lw=1, label=f"paper threshold ({name}) {thr}")
+        ax.axvline(
+            thr,
+            ls="--" if name == "text" else ":",
+            color="red",
+            lw=1,
+            label=f"paper threshold ({name}) {thr}",
+        )
     ax.set(ylim=(-0.03, 1.05), xlabel="downstream eval loss (task trajectories)", ylabel="success rate",
            title="Success vs downstream eval loss, scaling trajectories (paper Fig. 5)")  # fmt: skip
     ax.legend(fontsize=7, loc="upper right")
@@ -110,7 +122,7 @@ def figure6(points: pd.DataFrame) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 3.8))
     if not points.empty:
         sns.scatterplot(points, x="eval_loss", y="success_rate", hue="data", style="data", s=90, ax=ax)
-        for data, grp in points.groupby("data"):
+        for _data, grp in points.groupby("data"):
             if len(grp) > 1:
                 g = grp.sort_values("eval_loss")
                 ax.plot(g.eval_loss, g.success_rate, lw=0.8, alpha=0.6)

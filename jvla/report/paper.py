@@ -29,7 +29,12 @@ TABLE1: dict[str, dict] = {
 TABLE1_OURS = {"raw": "Qwen2-VL (raw)", "il": "Qwen2-VL (IL)", "actvlp": "JARVIS-VLA-Qwen2-VL"}
 
 # Table 2 (and Table 9): training paradigms on four tasks.
-TABLE2_TASKS: tuple[str, ...] = ("craft:diamond_sword", "craft:ladder", "smelt:cooked_beef", "smelt:iron_ingot")
+TABLE2_TASKS: tuple[str, ...] = (
+    "craft:diamond_sword",
+    "craft:ladder",
+    "smelt:cooked_beef",
+    "smelt:iron_ingot",
+)
 TABLE2: dict[str, tuple[float, ...]] = {
     "raw": (0.53, 0.40, 0.03, 0.10),
     "one_stage": (0.10, 0.40, 0.07, 0.13),
@@ -46,7 +51,16 @@ TABLE4: tuple[dict, ...] = (
 )
 
 # Tables 5-7: composition of the paper's VL evaluation sets (category -> number of items).
-TABLE5_KNOWLEDGE = {"craft": 9, "plant": 5, "mobs": 12, "kill": 3, "enchant": 3, "potion": 4, "biomes": 4, "architecture": 7}
+TABLE5_KNOWLEDGE = {
+    "craft": 9,
+    "plant": 5,
+    "mobs": 12,
+    "kill": 3,
+    "enchant": 3,
+    "potion": 4,
+    "biomes": 4,
+    "architecture": 7,
+}
 TABLE6_VISION = {"scene": 11, "object": 13, "info": 7, "inventory": 6, "ocr": 6}
 TABLE7_GROUNDING = {"gui": 100, "embodied": 236}
 
@@ -68,7 +82,13 @@ TABLE8_OURS = {"raw": "Qwen2-VL-7B", "knowledge": "Qwen2-VL-7B (Knowledge)", "vi
                "grounding": "Qwen2-VL-7B (Grounding)", "actvlp": "JARVIS-VLA-Qwen2-VL-7B"}  # fmt: skip
 
 # Backbone ablation (v1 Table 6): VL accuracies (%) and downstream success (%).
-BACKBONE_COLUMNS = ("world_knowledge", "visual_alignment", "spatial_grounding", "craft:diamond_sword", "smelt:cooked_beef")
+BACKBONE_COLUMNS = (
+    "world_knowledge",
+    "visual_alignment",
+    "spatial_grounding",
+    "craft:diamond_sword",
+    "smelt:cooked_beef",
+)
 BACKBONE: dict[tuple[str, str], tuple[float | None, ...]] = {
     ("raw", "llava_next"): (18.9, 41.8, None, 26.7, 10.0),
     ("actvlp", "llava_next"): (55.8, 60.3, None, 53.3, 16.6),

@@ -71,15 +71,23 @@ def claims(params: Params, per_task: pd.DataFrame, settings: pd.DataFrame, vl: p
     rep = params.report
     t1, t2 = rep.table1_settings, rep.table2_settings
     tag_tasks = {t.name for t in load_tasks(suite=params.evaluate.suite) if rep.table4_tag in t.tables}
-    fig_tasks = sorted({t.name for t in load_tasks(suite=params.evaluate.suite) if rep.figure4_tag in t.tables})
+    fig_tasks = sorted(
+        {t.name for t in load_tasks(suite=params.evaluate.suite) if rep.figure4_tag in t.tables}
+    )
     rows = []
 
     def add(cid: str, v: tuple[str, str]) -> None:
         text = next(c["text"] for c in paper.CLAIMS if c["id"] == cid)
         rows.append({"claim": text, "verdict": v[0], "evidence": v[1]})
 
-    add("actvlp_beats_il", verdict(*_pooled(per_task, t1.get("actvlp", "")), *_pooled(per_task, t1.get("il", ""))))
-    add("actvlp_beats_raw", verdict(*_pooled(per_task, t1.get("actvlp", "")), *_pooled(per_task, t1.get("raw", ""))))
+    add(
+        "actvlp_beats_il",
+        verdict(*_pooled(per_task, t1.get("actvlp", "")), *_pooled(per_task, t1.get("il", ""))),
+    )
+    add(
+        "actvlp_beats_raw",
+        verdict(*_pooled(per_task, t1.get("actvlp", "")), *_pooled(per_task, t1.get("raw", ""))),
+    )
     add("il_beats_raw", verdict(*_pooled(per_task, t1.get("il", "")), *_pooled(per_task, t1.get("raw", ""))))
     t2tasks = sorted(tag_tasks)
     add("actvlp_beats_one_stage", verdict(*_pooled(per_task, t2.get("actvlp", ""), t2tasks),
@@ -90,7 +98,15 @@ def claims(params: Params, per_task: pd.DataFrame, settings: pd.DataFrame, vl: p
     rank = ["reproduced" if all(o[0] == "reproduced" for o in others) else
             "not reproduced" if any(o[0] == "not reproduced" for o in others) else
             "inconclusive" if all(o[0] != "not measured" for o in others) else "not measured"]  # fmt: skip
-    add("grounding_helps_most", (rank[0], "; ".join(f"grounding vs {k}: {o[1]}" for k, o in zip(("knowledge", "vision"), others, strict=True))))
+    add(
+        "grounding_helps_most",
+        (
+            rank[0],
+            "; ".join(
+                f"grounding vs {k}: {o[1]}" for k, o in zip(("knowledge", "vision"), others, strict=True)
+            ),
+        ),
+    )
     base = rep.table8_models.get("raw", "")
     per_kind = [(k, verdict(*_vl_counts(vl, rep.table8_models.get(k, ""), k), *_vl_counts(vl, base, k)))
                 for k in ("knowledge", "vision", "grounding")]  # fmt: skip
@@ -103,7 +119,10 @@ def claims(params: Params, per_task: pd.DataFrame, settings: pd.DataFrame, vl: p
     if len(ch) >= 4 and all(s in fps.index and pd.notna(fps[s]) for s in ch[1:4]):
         a, b, c = (float(fps[s]) for s in ch[1:4])
         v = "reproduced" if b > 1.3 * a and c > 1.3 * b else "not reproduced"
-        add("chunk_speedup", (v, f"actions/s with 1 / 2 / 3 of 3 generated actions executed: {a:.1f} / {b:.1f} / {c:.1f}"))
+        add(
+            "chunk_speedup",
+            (v, f"actions/s with 1 / 2 / 3 of 3 generated actions executed: {a:.1f} / {b:.1f} / {c:.1f}"),
+        )
     else:
         add("chunk_speedup", ("not measured", "no data"))
     return pd.DataFrame(rows)
@@ -131,15 +150,21 @@ def write_tables(params: Params, per_task: pd.DataFrame, per_cat: pd.DataFrame, 
     built = {
         "table1": tables.table1(per_task, per_cat, rep.table1_tasks, rep.table1_settings),
         "table2": tables.table2(per_task, rep.table1_tasks, rep.table2_settings),
-        "table4": tables.table4(per_task[per_task.task.isin(tag)],
-                                settings if not settings.empty else pd.DataFrame(columns=["setting", "fps"]),
-                                list(rep.table4_settings)),  # fmt: skip
+        "table4": tables.table4(
+            per_task[per_task.task.isin(tag)],
+            settings if not settings.empty else pd.DataFrame(columns=["setting", "fps"]),
+            list(rep.table4_settings),
+        ),  # fmt: skip
         "table5_knowledge_set": tables.composition(composition.get("knowledge", {}), paper.TABLE5_KNOWLEDGE),
         "table6_vision_set": tables.composition(composition.get("vision", {}), paper.TABLE6_VISION),
         "table7_grounding_set": tables.composition(composition.get("grounding", {}), paper.TABLE7_GROUNDING),
         "table8": tables.table8(vl, rep.table8_models),
-        "backbone": tables.backbone(vl, per_task, {(r.method, r.backbone): (r.model, r.setting) for r in rep.backbone},
-                                    rep.table1_tasks),  # fmt: skip
+        "backbone": tables.backbone(
+            vl,
+            per_task,
+            {(r.method, r.backbone): (r.model, r.setting) for r in rep.backbone},
+            rep.table1_tasks,
+        ),  # fmt: skip
         "claims": claims(params, per_task, settings, vl),
     }
     titles = {
@@ -160,10 +185,14 @@ def write_tables(params: Params, per_task: pd.DataFrame, per_cat: pd.DataFrame, 
     for name, df in built.items():
         parts.append(_save(df, out, name, *titles[name]))
     if not runs.empty:
-        cols = [c for c in ("run", "stage", "steps", "train_samples", "train_loss_last", "wall_s") if c in runs]
+        cols = [
+            c for c in ("run", "stage", "steps", "train_samples", "train_loss_last", "wall_s") if c in runs
+        ]
         cols += sorted(c for c in runs.columns if c.startswith("eval_"))
         built["training_runs"] = runs[cols].round(4)
-        parts.append(_save(built["training_runs"], out, "training_runs", "Training runs (wall time on this machine)"))
+        parts.append(
+            _save(built["training_runs"], out, "training_runs", "Training runs (wall time on this machine)")
+        )
     header = (
         "Generated from `results/` by the pipeline. Our numbers are those of **tiny models (about 1M "
         "parameters) trained from scratch on CPU and evaluated in Minetest**; the paper's numbers "
@@ -231,7 +260,13 @@ def figure6_points(params: Params, per_task: pd.DataFrame, runs: pd.DataFrame) -
         t = per_task[(per_task.setting == setting) & per_task.task.isin(tasks) & (per_task.n > 0)]
         if t.empty:
             continue
-        rows.append({"data": label, "eval_loss": float(r[cols].iloc[0].mean()), "success_rate": float(t.success_rate.mean())})
+        rows.append(
+            {
+                "data": label,
+                "eval_loss": float(r[cols].iloc[0].mean()),
+                "success_rate": float(t.success_rate.mean()),
+            }
+        )
     return pd.DataFrame(rows, columns=["data", "eval_loss", "success_rate"])
 
 

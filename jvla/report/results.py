@@ -28,7 +28,9 @@ def key_of(name: str) -> str:
     return name.replace("/", "-")
 
 
-def publish_run(run: str, stage: str, models_root: Path = MODELS_DIR, results_root: Path = RESULTS_DIR) -> dict[str, Any]:
+def publish_run(
+    run: str, stage: str, models_root: Path = MODELS_DIR, results_root: Path = RESULTS_DIR
+) -> dict[str, Any]:
     """Copy a training run's record into ``results/<stage>/<key>/`` (metrics + loss curve)."""
     src = models_root / run
     rec = json.loads((src / "run.json").read_text())
@@ -67,8 +69,14 @@ def load_curves(results_root: Path = RESULTS_DIR) -> pd.DataFrame:
         for f in sorted((results_root / stage).glob("*/loss.tsv")):
             df = pd.read_csv(f, sep="\t")
             run = json.loads((f.parent / "metrics.json").read_text())["run"]
-            frames.append(pd.DataFrame({"run": run, "stage": stage, "step": df["step"], "loss": df.iloc[:, -1]}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", "stage", "step", "loss"])
+            frames.append(
+                pd.DataFrame({"run": run, "stage": stage, "step": df["step"], "loss": df.iloc[:, -1]})
+            )
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["run", "stage", "step", "loss"])
+    )
 
 
 def load_eval(results_root: Path = RESULTS_DIR) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -65,12 +65,18 @@ def table1(per_task: pd.DataFrame, per_category: pd.DataFrame, columns: Mapping[
         row = {"model": f"ours: {label} ({paper.TABLE1_OURS.get(label, label)})", "source": SOURCE_OURS}
         for col in paper.TABLE1_COLUMNS:
             cat, what = col.split(":")
-            row[col] = _avg(per_category, setting, cat) if what == "avg" else _cell(per_task, setting, columns.get(col))
+            row[col] = (
+                _avg(per_category, setting, cat)
+                if what == "avg"
+                else _cell(per_task, setting, columns.get(col))
+            )
         rows.append(row)
     return pd.DataFrame(rows, columns=["model", "source", *paper.TABLE1_COLUMNS])
 
 
-def table2(per_task: pd.DataFrame, columns: Mapping[str, str | None], settings: Mapping[str, str]) -> pd.DataFrame:
+def table2(
+    per_task: pd.DataFrame, columns: Mapping[str, str | None], settings: Mapping[str, str]
+) -> pd.DataFrame:
     """Table 2: training paradigms (raw / one-stage / ActVLP) on four tasks, paper beside ours."""
     rows = []
     for label, setting in settings.items():
@@ -101,7 +107,9 @@ def table4(per_task: pd.DataFrame, settings: pd.DataFrame, chunk_settings: Seque
 def composition(counts: Mapping[str, int], reported: Mapping[str, int]) -> pd.DataFrame:
     """Tables 5-7: items per category of our evaluation set beside the paper's."""
     cats = list(dict.fromkeys([*reported, *counts]))
-    return pd.DataFrame([{"category": c, "ours": int(counts.get(c, 0)), "reported": reported.get(c, "-")} for c in cats])
+    return pd.DataFrame(
+        [{"category": c, "ours": int(counts.get(c, 0)), "reported": reported.get(c, "-")} for c in cats]
+    )
 
 
 def _acc(vl: pd.DataFrame, model: str, bench: str) -> str:
