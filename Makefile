@@ -8,6 +8,7 @@ PIP := $(PY) -m pip install --progress-bar off -c constraints.txt
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Minetest engine + game + mob API, a virtual X server and Mesa's software OpenGL (llvmpipe).
 APT_PKGS := minetest minetest-data minetest-mod-mobs-redo xvfb libgl1-mesa-dri
+PYTEST_ARGS ?= --durations=15
 export OMP_NUM_THREADS ?= 1
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
