@@ -6,8 +6,9 @@ Used by every ``dvc.yaml`` stage::
 
 Parameters (``-p name value``, values parsed as YAML) are injected into the notebook's single
 ``parameters`` cell. The executed copy is stripped of volatile metadata (papermill timestamps and
-durations, nbclient execution times, random cell ids, in/out paths), so ``git diff`` shows only
-real changes. A failed notebook is still written, with its traceback, and the command exits 1.
+durations, nbclient execution times, random cell ids, in/out paths) and of the machine's path to
+the repository in printed output (shown relative to the repository root), so ``git diff`` shows
+only real changes and no machine path is committed. A failed notebook is still written, with its traceback, and the command exits 1.
 """
 
 from __future__ import annotations
@@ -28,8 +29,33 @@ _VOLATILE_NB = ("start_time", "end_time", "duration", "input_path", "output_path
 _VOLATILE_CELL = ("execution", "papermill")
 
 
-def clean(nb: Any) -> Any:
-    """Remove volatile metadata from an executed notebook (in place) and return it."""
+def scrub(text: str, root: str | Path) -> str:
+    """``text`` with the absolute path ``root`` made relative (``<root>/a`` -> ``a``, ``<root>`` -> ``.``)."""
+    root = str(root).rstrip("/")
+    if not root:
+        return text
+    return text.replace(root + "/", "").replace(root, ".")
+
+
+def _scrub_output(out: Any, root: str) -> None:
+    if "text" in out:
+        out["text"] = scrub(out["text"], root)
+    for mime, value in out.get("data", {}).items():
+        if mime.startswith("text/") and isinstance(value, str):
+            out["data"][mime] = scrub(value, root)
+    if "evalue" in out:
+        out["evalue"] = scrub(out["evalue"], root)
+    if "traceback" in out:
+        out["traceback"] = [scrub(t, root) for t in out["traceback"]]
+
+
+def clean(nb: Any, root: str | Path | None = None) -> Any:
+    """Remove volatile metadata from an executed notebook (in place) and return it.
+
+    ``root`` (default: the current directory, which is the repository root under ``dvc repro``)
+    is made relative in every text output (streams, text/* results, error tracebacks).
+    """
+    root = str(Path(root or os.getcwd()).resolve())
     pm = nb.metadata.get("papermill", {})
     for k in _VOLATILE_NB:
         pm.pop(k, None)
@@ -38,6 +64,8 @@ def clean(nb: Any) -> Any:
         for k in _VOLATILE_CELL:
             cell.metadata.pop(k, None)
         cell["id"] = f"cell-{i:03d}"
+        for out in cell.get("outputs", []):
+            _scrub_output(out, root)
     return nb
 
 
@@ -60,7 +88,7 @@ def execute(nb_in: str | Path, nb_out: str | Path, parameters: dict[str, Any] | 
     finally:
         if nb_out.exists():
             nb = nbformat.read(nb_out, as_version=4)
-            nbformat.write(clean(nb), nb_out)
+            nbformat.write(clean(nb, cwd), nb_out)
         if env_before is None:
             os.environ.pop("PYTHONHASHSEED", None)
 

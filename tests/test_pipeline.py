@@ -182,3 +182,23 @@ def test_smoke_dvc_repro_end_to_end(tmp_path):
     assert list((res / "evaluate" / "main_actvlp" / "videos").glob("*.mp4")), "rollout videos written"
     status = subprocess.run(["dvc", "status"], cwd=repo, env=env, capture_output=True, text=True)
     assert "up to date" in status.stdout, status.stdout[-2000:]
+
+
+def test_executed_notebooks_carry_no_machine_path(tmp_path):
+    """jvla.notebook.clean makes the repository root relative in every text output."""
+    import nbformat
+
+    from jvla.notebook import clean
+
+    root = tmp_path / "checkout"
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text=f"saved to {root}/models/base\n"),
+        nbformat.v4.new_output("execute_result", data={"text/plain": f"'{root}'"}, execution_count=1),
+        nbformat.v4.new_output("error", ename="E", evalue=f"{root}/x", traceback=[f"File {root}/jvla/a.py"]),
+    ]
+    nb.cells.append(cell)
+    text = nbformat.writes(clean(nb, root))
+    assert str(root) not in text
+    assert "saved to models/base" in text and "'.'" in text and "File jvla/a.py" in text
