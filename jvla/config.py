@@ -380,10 +380,31 @@ class EvaluateConfig:
     max_retries: int = fld(2, ge=0)  # per episode, after a game crash
     # Step limit: min(task max_steps, cap); 0 = the task's own limit (docs/deviations.md).
     max_steps_cap: int = fld(0, ge=0)
+    # Per-category caps on top of it (mine/kill/craft/smelt -> steps; 0 or missing = no extra
+    # cap). The limit is the smallest nonzero of the task's, max_steps_cap and this.
+    max_steps_cap_by_category: dict[str, int] = field(default_factory=dict)
     suite: Literal["minetest", "paper"] = "minetest"
     tasks_per_category: int = fld(0, ge=0)  # cap on "all" (first tasks by name); 0 = no cap
     seed: int = 1000  # base seed of the episode seeds
     settings: dict[str, EvalSetting] = field(default_factory=dict)
+
+    def __post_init__(self):
+        from jvla.envs.tasks import CATEGORIES
+
+        for cat, cap in self.max_steps_cap_by_category.items():
+            if cat not in CATEGORIES:
+                raise ConfigError(
+                    f"evaluate.max_steps_cap_by_category.{cat}: expected one of {list(CATEGORIES)}, found {cat!r}"
+                )
+            if cap < 0:
+                raise ConfigError(
+                    f"evaluate.max_steps_cap_by_category.{cat}: expected an integer >= 0, found {cap}"
+                )
+
+    def step_limit(self, category: str, task_max_steps: int) -> int:
+        """The step limit of a task: min(task max_steps, max_steps_cap, the category's cap), 0s ignored."""
+        caps = [task_max_steps, self.max_steps_cap, self.max_steps_cap_by_category.get(category, 0)]
+        return min(c for c in caps if c)
 
 
 @dataclass(frozen=True)

@@ -498,7 +498,8 @@ def summarise(records: Iterable[EpisodeRecord]) -> tuple[list[dict], list[dict]]
 # ------------------------------------------------------------------------- pipeline settings
 def select_tasks(params: Any, entries: Sequence[str]) -> list[Task]:
     """The tasks of ``entries`` (names, ``all``, ``tag:<t>``) in ``evaluate.suite`` that the
-    backend can run, with the step limit capped by ``evaluate.max_steps_cap``."""
+    backend can run, each with its step limit from :meth:`EvaluateConfig.step_limit`
+    (``evaluate.max_steps_cap`` and ``evaluate.max_steps_cap_by_category``)."""
     from jvla.envs.tasks import CATEGORIES, load_tasks
 
     ev = params.evaluate
@@ -523,8 +524,7 @@ def select_tasks(params: Any, entries: Sequence[str]) -> list[Task]:
                 )
         for t in picked:
             chosen.setdefault(t.name, t)
-    cap = ev.max_steps_cap
-    return [dataclasses.replace(t, max_steps=min(t.max_steps, cap)) if cap else t for t in chosen.values()]
+    return [dataclasses.replace(t, max_steps=ev.step_limit(t.category, t.max_steps)) for t in chosen.values()]
 
 
 def make_policy(params: Any, model_dir: str, history: int, chunk: int, execute: int, seed: int = 0):

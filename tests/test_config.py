@@ -54,6 +54,11 @@ def test_smoke_profile_is_small():
         ),
         ({"action": {"camera_binsize": 3.0}}, "2*maxval/binsize to be an integer"),
         ({"model": {"tiny": {"hidden_size": 130}}}, "divisible by num_heads"),
+        (
+            {"evaluate": {"max_steps_cap_by_category": {"mining": 50}}},
+            "overrides.evaluate.max_steps_cap_by_category.mining: unknown key",
+        ),
+        ({"evaluate": {"max_steps_cap_by_category": {"mine": -5}}}, "expected an integer >= 0, found -5"),
     ],
 )
 def test_errors_name_the_key_the_expectation_and_the_value(override, message):
@@ -98,3 +103,30 @@ def test_unknown_profile(params):
 def test_to_dict_round_trips(params):
     again = config.from_dict(config.to_dict(params))
     assert again == params
+
+
+def test_step_limit_is_the_smallest_nonzero_cap():
+    ev = config.load(
+        overrides={"evaluate": {"max_steps_cap": 150, "max_steps_cap_by_category": {"mine": 100, "kill": 0}}}
+    ).evaluate
+    assert ev.step_limit("mine", 400) == 100  # category cap
+    assert ev.step_limit("smelt", 600) == 150  # no category cap: the global cap
+    assert ev.step_limit("kill", 400) == 150  # 0 = no category cap
+    assert ev.step_limit("mine", 60) == 60  # the task's own limit is smaller
+    off = config.load(
+        overrides={
+            "evaluate": {"max_steps_cap": 0, "max_steps_cap_by_category": {"mine": 0, "kill": 0, "craft": 0}}
+        }
+    ).evaluate
+    assert off.step_limit("craft", 500) == 500
+
+
+def test_unknown_category_cap_in_the_file_is_rejected(tmp_path):
+    raw = yaml.safe_load(PARAMS_FILE.read_text())
+    raw["evaluate"]["max_steps_cap_by_category"] = {"mining": 50}
+    f = tmp_path / "params.yaml"
+    f.write_text(yaml.safe_dump(raw))
+    with pytest.raises(
+        config.ConfigError, match=r"evaluate.max_steps_cap_by_category.mining: expected one of \["
+    ):
+        config.load(f, profile="default")
