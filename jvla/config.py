@@ -383,6 +383,9 @@ class EvaluateConfig:
     # Per-category caps on top of it (mine/kill/craft/smelt -> steps; 0 or missing = no extra
     # cap). The limit is the smallest nonzero of the task's, max_steps_cap and this.
     max_steps_cap_by_category: dict[str, int] = field(default_factory=dict)
+    # Minetest render cap during evaluation (0 = env.minetest.fps_max). The agent acts at 20 Hz,
+    # so 20 fps shows it every tick while leaving the 2 cores to the policy (data keeps env's).
+    fps_max: int = fld(0, ge=0)
     suite: Literal["minetest", "paper"] = "minetest"
     tasks_per_category: int = fld(0, ge=0)  # cap on "all" (first tasks by name); 0 = no cap
     seed: int = 1000  # base seed of the episode seeds

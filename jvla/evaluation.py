@@ -562,6 +562,9 @@ def run_setting(params: Any, name: str, models_root: Path | None = None, out_roo
     from jvla.envs import make_env
     from jvla.paths import MODELS_DIR, RESULTS_DIR
 
+    if params.evaluate.fps_max and params.env.backend == "minetest":
+        mt = dataclasses.replace(params.env.minetest, fps_max=params.evaluate.fps_max)
+        params = dataclasses.replace(params, env=dataclasses.replace(params.env, minetest=mt))
     setting = params.evaluate.settings[name]
     if setting.variant not in params.variants:
         raise KeyError(f"evaluate.settings.{name}.variant: unknown variant {setting.variant!r}")
