@@ -437,9 +437,8 @@ class ReportConfig:
     table1_tasks: dict[str, str] = field(default_factory=dict)
     table1_settings: dict[str, str] = field(default_factory=dict)  # raw / il / actvlp -> setting
     table2_settings: dict[str, str] = field(default_factory=dict)  # raw / one_stage / actvlp -> setting
-    table4_settings: tuple[
-        str, ...
-    ] = ()  # in the paper's row order (APT/FT/inference 111, 131, 132, 133, 331)
+    # Table 4 settings in the paper's row order (APT/FT/inference 111, 131, 132, 133, 331).
+    table4_settings: tuple[str, ...] = ()
     table4_tag: str = "table2"  # Table 4 success is the mean over the tasks with this tag
     figure4_settings: dict[str, str] = field(default_factory=dict)  # bar label -> setting
     figure4_tag: str = "figure4"

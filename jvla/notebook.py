@@ -8,7 +8,8 @@ Parameters (``-p name value``, values parsed as YAML) are injected into the note
 ``parameters`` cell. The executed copy is stripped of volatile metadata (papermill timestamps and
 durations, nbclient execution times, random cell ids, in/out paths) and of the machine's path to
 the repository in printed output (shown relative to the repository root), so ``git diff`` shows
-only real changes and no machine path is committed. A failed notebook is still written, with its traceback, and the command exits 1.
+only real changes and no machine path is committed. A failed notebook is still written, with its
+traceback, and the command exits 1.
 """
 
 from __future__ import annotations

@@ -64,13 +64,15 @@ def graph(params: config.Params) -> dict[str, Any]:
     return {"runs": out, "vl_models": vl}
 
 
-def render(params: config.Params) -> str:
-    return HEADER + yaml.safe_dump(graph(params), sort_keys=True)
+def render(g: dict[str, Any]) -> str:
+    """``pipeline.yaml`` text of the graph ``g`` (:func:`graph`)."""
+    return HEADER + yaml.safe_dump(g, sort_keys=True)
 
 
-def render_plots(params: config.Params) -> str:
-    """The top-level ``plots:`` block: ``loss_<stage>`` with x = optimizer step, y = train loss."""
-    runs = graph(params)["runs"]
+def render_plots(g: dict[str, Any]) -> str:
+    """The top-level ``plots:`` block for the graph ``g`` (:func:`graph`): ``loss_<stage>`` with
+    x = optimizer step, y = train loss of every run of the stage."""
+    runs = g["runs"]
     plots = []
     for stage in TRAIN_STAGES:
         if not runs[stage]:
@@ -103,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dvc-file", default=str(DVC_FILE), help="dvc.yaml whose plots block is written")
     args = ap.parse_args(argv)
     # the graph comes from the base params: profiles change sizes, never the set of runs
-    params = config.load(args.params, profile="default")
-    text = render(params)
+    g = graph(config.load(args.params, profile="default"))
+    text = render(g)
     out = Path(args.out)
     dvc_file = Path(args.dvc_file)
-    dvc_text = with_plots(dvc_file.read_text(), render_plots(params))
+    dvc_text = with_plots(dvc_file.read_text(), render_plots(g))
     if args.check:
         stale = [
             f.name for f, t in ((out, text), (dvc_file, dvc_text)) if not f.exists() or f.read_text() != t
