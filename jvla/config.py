@@ -500,12 +500,13 @@ def from_dict(
     chosen = profile if profile is not None else data.get("profile", "default")
     if profile is not None:
         data["profile"] = profile
-    if chosen != "default":
-        if chosen not in profiles:
-            raise ConfigError(
-                f"{source}: profile: expected one of {['default', *profiles]}, found {chosen!r}"
-            )
-        _merge(data, profiles[chosen], f"profiles.{chosen}", source)
+    if chosen not in profiles and chosen != "default":
+        raise ConfigError(
+            f"{source}: profile: expected one of {sorted({'default', *profiles})}, found {chosen!r}"
+        )
+    # ``default`` may be listed with no overrides: stages then depend on ``profiles.<profile>``
+    # alone (dvc.yaml), so editing another profile never reruns them.
+    _merge(data, profiles.get(chosen) or {}, f"profiles.{chosen}", source)
     if overrides:
         _merge(data, overrides, "overrides", source)
     return _build(Params, data, "", source)

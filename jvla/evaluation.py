@@ -13,8 +13,9 @@ and such episodes are excluded from success rates (as the official code excludes
 
 Parallelism. One process steps ``slots`` environments in lock-step, with one batched policy call
 per tick for all slots that need a decision and the env steps in threads (they mostly wait for
-the game tick). ``workers > 1`` runs several such processes locally; ``executor="ray"`` sends the
-same shards to Ray workers on a cluster.
+the game tick); a slot's reset or game restart runs in a thread while the others play on.
+``workers > 1`` runs several such processes locally; ``executor="ray"`` sends the same shards to
+Ray workers on a cluster.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -223,80 +224,91 @@ def run_episodes(
     """Run ``specs`` on ``slots`` environments side by side; yield each record when it finishes.
 
     The caller appends each yielded record to the log at once. Envs are created by
-    ``env_factory`` (one per slot, re-created after a crash) and closed on exit, including on
-    exceptions and KeyboardInterrupt.
+    ``env_factory`` (one per slot, started concurrently, re-created after a crash) and closed on
+    exit, including on exceptions and KeyboardInterrupt. A slot's reset (and a crashed game's
+    restart) runs in a thread while the other slots keep playing. The instruction of an episode
+    is drawn from its own seed (``instruction_seed``, task, episode), so it does not depend on
+    which slot runs it or when.
     """
     import random
 
     from tqdm import tqdm
 
     queue = list(specs)
-    rng = random.Random(instruction_seed)
     bar = tqdm(total=len(queue), desc=f"eval {variant}{'/' + setting if setting else ''}",
                disable=not progress, mininterval=5, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}")  # fmt: skip
+    n_slots = max(1, min(slots, len(queue)))
     active: list[_Slot] = []
-    pool = ThreadPoolExecutor(max_workers=max(1, slots))
-    try:
-        active = [_Slot(env_factory()) for _ in range(min(slots, len(queue)))]
+    resetting: dict[int, Future] = {}  # slot -> its reset job (the frame, or None if given up)
+    step_pool = ThreadPoolExecutor(max_workers=n_slots, thread_name_prefix="step")
+    reset_pool = ThreadPoolExecutor(max_workers=n_slots, thread_name_prefix="reset")
 
-        def start(i: int, slot: _Slot) -> bool:
-            """Reset slot ``i`` onto its retried or the next episode; False when none is left."""
-            while True:
-                if slot.spec is None:
-                    if not queue:
-                        return False
-                    slot.spec, slot.failures = queue.pop(0), 0
-                spec = slot.spec
-                slot.instruction = spec.task.sample_instruction(rng)
-                slot.steps, slot.frames = 0, []
-                slot.record_video = bool(video_dir) and spec.episode < videos_per_task
-                try:
-                    obs, _ = slot.env.reset(spec.task, seed=spec.seed)
-                except EnvCrashed as e:
-                    _handle_crash(i, slot, e)  # retries the same spec, or gives it up
-                    continue
-                slot.frame = obs["image"]
-                if slot.record_video:
-                    slot.frames.append(slot.frame)
-                policy.reset(i, spec.task, slot.instruction, slot.env)
-                slot.start = time.perf_counter()
-                return True
-
-        gave_up: list[EpisodeRecord] = []
-
-        def _handle_crash(i: int, slot: _Slot, err: Exception) -> bool:
-            """Restart the slot's game; True to retry the episode, False if it is given up."""
-            slot.failures += 1
-            log.warning("slot %d: game crashed on %s/%d (%s); restarting", i, slot.spec.task.name,
-                        slot.spec.episode, err)  # fmt: skip
-            with contextlib.suppress(Exception):
-                slot.env.close()
-            slot.env = env_factory()
-            if slot.failures > max_retries:
-                gave_up.append(_record(slot, variant, setting, backend, status="infra_failed", success=False,
-                                       stats={}, wall=0.0, video=""))  # fmt: skip
-                slot.spec, slot.failures = None, 0
-                return False
-            return True
-
-        for i, slot in enumerate(active):
-            start(i, slot)
+    def reset_job(slot: _Slot, crash: Exception | None) -> np.ndarray | None:
+        """(Thread) restart a crashed game, reset onto ``slot.spec``; None once it is given up."""
+        spec = slot.spec
         while True:
-            yield from gave_up
-            bar.update(len(gave_up))
-            gave_up.clear()
-            live = [i for i, s in enumerate(active) if s.spec is not None]
+            if crash is not None:
+                slot.failures += 1
+                log.warning("game crashed on %s/%d (%s); restarting", spec.task.name, spec.episode,
+                            crash)  # fmt: skip
+                with contextlib.suppress(Exception):
+                    slot.env.close()
+                slot.env = env_factory()
+                if slot.failures > max_retries:
+                    return None
+            try:
+                obs, _ = slot.env.reset(spec.task, seed=spec.seed)
+                return obs["image"]
+            except EnvCrashed as e:
+                crash = e
+
+    def begin(i: int, crash: Exception | None = None) -> None:
+        """Start resetting slot ``i`` onto its retried (after ``crash``) or its next episode."""
+        slot = active[i]
+        if slot.spec is None:
+            if not queue:
+                return
+            slot.spec, slot.failures = queue.pop(0), 0
+        spec = slot.spec
+        slot.instruction = spec.task.sample_instruction(
+            random.Random(f"{instruction_seed}:{spec.task.name}:{spec.episode}")
+        )
+        slot.steps, slot.frames, slot.frame = 0, [], None
+        slot.record_video = bool(video_dir) and spec.episode < videos_per_task
+        resetting[i] = reset_pool.submit(reset_job, slot, crash)
+
+    try:
+        active = [_Slot(env) for env in _start_envs(env_factory, n_slots, step_pool)]
+        for i in range(len(active)):
+            begin(i)
+        while True:
+            for i in [i for i, f in resetting.items() if f.done()]:
+                frame, slot = resetting.pop(i).result(), active[i]
+                if frame is None:  # every retry crashed
+                    yield _record(slot, variant, setting, backend, status="infra_failed", success=False,
+                                  stats={}, wall=0.0, video="")  # fmt: skip
+                    bar.update(1)
+                    slot.spec, slot.failures = None, 0
+                    begin(i)
+                    continue
+                slot.frame = frame
+                if slot.record_video:
+                    slot.frames.append(frame)
+                policy.reset(i, slot.spec.task, slot.instruction, slot.env)
+                slot.start = time.perf_counter()
+            live = [i for i, s in enumerate(active) if s.spec is not None and i not in resetting]
             if not live:
-                break
+                if not resetting:
+                    break
+                wait(list(resetting.values()), return_when=FIRST_COMPLETED)
+                continue
             actions = policy.act(live, [active[i].frame for i in live])
-            results = list(
-                pool.map(lambda ia: _safe_step(active[ia[0]].env, ia[1]), zip(live, actions, strict=True))
-            )
+            step = lambda ia: _safe_step(active[ia[0]].env, ia[1])  # noqa: E731
+            results = list(step_pool.map(step, zip(live, actions, strict=True)))
             for i, res in zip(live, results, strict=True):
                 slot = active[i]
                 if isinstance(res, EnvCrashed):
-                    _handle_crash(i, slot, res)
-                    start(i, slot)
+                    begin(i, crash=res)
                     continue
                 obs, reward, terminated, truncated, _info = res
                 slot.steps += 1
@@ -314,13 +326,36 @@ def run_episodes(
                     slot.spec, slot.failures = None, 0
                     yield rec
                     bar.update(1)
-                    start(i, slot)
+                    begin(i)
     finally:
         bar.close()
-        pool.shutdown(wait=True)
+        reset_pool.shutdown(wait=True, cancel_futures=True)
+        step_pool.shutdown(wait=True)
         for slot in active:
             with contextlib.suppress(Exception):
                 slot.env.close()
+
+
+def _start_envs(env_factory: Callable[[], Env], n: int, pool: ThreadPoolExecutor) -> list[Env]:
+    """``n`` envs started side by side (one in this thread, so that a backend can install its
+    signal handlers); if one fails to start, the others are closed and the error raised."""
+    futures = [pool.submit(env_factory) for _ in range(n - 1)]
+    envs, error = [], None
+    try:
+        envs.append(env_factory())
+    except BaseException as e:
+        error = e
+    for f in futures:
+        try:
+            envs.append(f.result())
+        except BaseException as e:
+            error = error or e
+    if error is not None:
+        for env in envs:
+            with contextlib.suppress(Exception):
+                env.close()
+        raise error
+    return envs
 
 
 def _safe_step(env: Env, action: dict):
@@ -434,9 +469,7 @@ def _run_processes(todo, ep_log, env_factory, policy_factory, workers, run_kw) -
         raise RuntimeError(f"evaluation worker failed: {errors[0]}")
 
 
-def _run_ray(
-    todo, ep_log, env_factory, policy_factory, workers, run_kw
-) -> None:  # pragma: no cover - cluster
+def _run_ray(todo, ep_log, env_factory, policy_factory, workers, run_kw) -> None:  # pragma: no cover
     import ray
 
     @ray.remote

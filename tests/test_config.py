@@ -76,6 +76,17 @@ def test_unknown_key_in_the_file_is_rejected(tmp_path):
         config.load(f)
 
 
+def test_default_profile_overrides_apply_and_unknown_profiles_are_named(tmp_path):
+    raw = yaml.safe_load(PARAMS_FILE.read_text())
+    assert raw["profiles"]["default"] == {}, "dvc.yaml stages depend on profiles.<profile>"
+    raw["profiles"]["default"] = {"stage3": {"max_steps": 7}}
+    f = tmp_path / "params.yaml"
+    f.write_text(yaml.safe_dump(raw))
+    assert config.load(f).stage3.max_steps == 7
+    with pytest.raises(config.ConfigError, match="profile: expected one of .*'smoke'.*found 'fast'"):
+        config.load(f, profile="fast")
+
+
 def test_unknown_key_in_a_profile_is_rejected(tmp_path):
     raw = yaml.safe_load(PARAMS_FILE.read_text())
     raw["profiles"]["smoke"]["stage3"]["maxsteps"] = 3

@@ -191,3 +191,43 @@ def test_kill_mid_evaluation_then_resume(tmp_path, workers):
     keys = [r.key for r in recs]
     assert len(keys) == len(set(keys)) == 20, "every episode exactly once after the resume"
     assert [r.key for r in recs[: len(first)]] == [r.key for r in first], "finished episodes were kept"
+
+
+class SlowResetEnv(FakeEnv):
+    """Resets onto task ``slow`` take 0.4 s (a game restarting); records when they ran."""
+
+    windows: list[tuple[float, float]] = []
+
+    def reset(self, task, seed=None):
+        t0 = time.perf_counter()
+        if task.name == "slow":
+            time.sleep(0.4)
+        out = super().reset(task, seed=seed)
+        if task.name == "slow":
+            SlowResetEnv.windows.append((t0, time.perf_counter()))
+        return out
+
+    def step(self, action):
+        time.sleep(0.005)
+        return super().step(action)
+
+
+class LoggingRandomPolicy(RandomPolicy):
+    def __init__(self):
+        super().__init__(0)
+        self.calls: list[tuple[float, tuple[int, ...]]] = []
+
+    def act(self, slots, frames):
+        self.calls.append((time.perf_counter(), tuple(slots)))
+        return super().act(slots, frames)
+
+
+def test_a_slow_reset_does_not_stall_the_other_slots(tmp_path):
+    SlowResetEnv.windows = []
+    policy = LoggingRandomPolicy()
+    specs = plan_episodes([make_task("fast", max_steps=200), make_task("slow", max_steps=5)], 2, base_seed=6)
+    recs = evaluate(specs, tmp_path / "e.jsonl", functools.partial(SlowResetEnv, seed=0), lambda: policy,
+                    variant="random", backend="fake", slots=2)  # fmt: skip
+    assert len(recs) == 4 and SlowResetEnv.windows
+    during = [slots for t, slots in policy.calls for t0, t1 in SlowResetEnv.windows if t0 < t < t1]
+    assert len(during) >= 10, "the other slot kept stepping while one slot reset its game"

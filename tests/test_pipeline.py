@@ -40,7 +40,10 @@ def test_every_stage_has_its_notebook_params_and_results_folder():
         body = stage.get("do", stage)
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in body["outs"]]
         assert any(o.startswith(f"results/{name}") for o in outs), f"stage {name}: no results/{name} output"
+        deps = body.get("deps", [])
+        assert "jvla/config.py" in deps, f"stage {name}: every stage reads params through jvla/config.py"
         for key in body.get("params", []):
+            key = key.replace("${profile}", PARAMS["profile"])  # stages depend on their profile only
             top = key.split(".")[0]
             assert top in PARAMS, f"stage {name}: params key {key!r} is not in params.yaml"
             if "${" not in key:

@@ -51,6 +51,7 @@ SCREEN_MARGIN = 256
 HOME_PREFIX = "jvla-minetest-"
 _LIVE: weakref.WeakSet[GameProcess] = weakref.WeakSet()
 _HANDLERS_INSTALLED = False
+_ATEXIT_REGISTERED = False
 _LOCK = threading.Lock()
 
 
@@ -435,17 +436,21 @@ def _kill(proc: subprocess.Popen | None, timeout: float) -> None:
 
 # -- cleanup at exit / on signals -------------------------------------------------------------
 def _register(gp: GameProcess) -> None:
-    global _HANDLERS_INSTALLED
+    """Track ``gp`` for :func:`stop_all`; the first call from the main thread installs the SIGTERM
+    and SIGHUP handlers (Python allows them only there; instances started in other threads are
+    still stopped at exit)."""
+    global _HANDLERS_INSTALLED, _ATEXIT_REGISTERED
     with _LOCK:
         _LIVE.add(gp)
-        if _HANDLERS_INSTALLED:
+        if not _ATEXIT_REGISTERED:
+            _ATEXIT_REGISTERED = True
+            atexit.register(stop_all)
+        if _HANDLERS_INSTALLED or threading.current_thread() is not threading.main_thread():
             return
         _HANDLERS_INSTALLED = True
-    atexit.register(stop_all)
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            prev = signal.getsignal(sig)
-            signal.signal(sig, _make_handler(sig, prev))
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        prev = signal.getsignal(sig)
+        signal.signal(sig, _make_handler(sig, prev))
 
 
 def _make_handler(sig: int, prev):
