@@ -365,8 +365,9 @@ class EvalSetting:
     variant: str
     tasks: tuple[str, ...] = ("all",)
     inference_chunk: int = fld(0, ge=0)
-    episodes: int = fld(0, ge=0)  # 0 = evaluate.episodes
+    episodes: int = fld(0, ge=0)  # 0 = evaluate.episodes (capped for ablations, see below)
     videos_per_task: int = fld(0, ge=0)  # rollout videos of the first episodes of each task
+    ablation: bool = False  # an ablation setting: evaluate.ablation_episodes caps its episodes
 
 
 @dataclass(frozen=True)
@@ -374,6 +375,7 @@ class EvaluateConfig:
     """Rollout evaluation (paper §5): success = reward > 0 within the step limit."""
 
     episodes: int = fld(10, ge=1)  # per task (paper: >= 30)
+    ablation_episodes: int = fld(0, ge=0)  # at most this many for `ablation: true` settings; 0 = no cap
     slots: int = fld(3, ge=1)  # games stepped side by side in one process, one batched policy
     workers: int = fld(1, ge=1)  # processes (each with `slots` games)
     executor: Literal["local", "ray"] = "local"
@@ -403,6 +405,13 @@ class EvaluateConfig:
                 raise ConfigError(
                     f"evaluate.max_steps_cap_by_category.{cat}: expected an integer >= 0, found {cap}"
                 )
+
+    def episodes_of(self, name: str) -> int:
+        """Episodes per task of setting ``name``: its own ``episodes``, else ``episodes``, capped
+        by ``ablation_episodes`` for ablation settings."""
+        s = self.settings[name]
+        n = s.episodes or self.episodes
+        return min(n, self.ablation_episodes) if s.ablation and self.ablation_episodes else n
 
     def step_limit(self, category: str, task_max_steps: int) -> int:
         """The step limit of a task: min(task max_steps, max_steps_cap, the category's cap), 0s ignored."""

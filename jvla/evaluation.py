@@ -612,9 +612,10 @@ def run_setting(params: Any, name: str, models_root: Path | None = None, out_roo
             f"evaluate.settings.{name}: inference_chunk {execute} > the variant's ft_chunk {chunk}"
         )
     history = params.data.trajectories.history  # the prompt layout the model was trained on
+    _keep_or_clear(out, fingerprint(params, name, model_dir))
     tasks = select_tasks(params, setting.tasks)
     ev = params.evaluate
-    specs = plan_episodes(tasks, setting.episodes or ev.episodes, ev.seed)
+    specs = plan_episodes(tasks, ev.episodes_of(name), ev.seed)
     recs = evaluate(
         specs, out / "episodes.jsonl", functools.partial(make_env, params),
         functools.partial(make_policy, params, str(model_dir), history, chunk, execute, params.seed),
@@ -638,3 +639,44 @@ def run_setting(params: Any, name: str, models_root: Path | None = None, out_roo
     }  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return summary
+
+
+def fingerprint(params: Any, name: str, model_dir: Path) -> dict[str, str]:
+    """What the episodes of setting ``name`` depend on: the model's files and every parameter
+    the rollouts read (sha256 of each). Episodes recorded under another fingerprint are stale."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(model_dir).rglob("*") if p.is_file()):
+        h.update(f.relative_to(model_dir).as_posix().encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    setting = params.evaluate.settings[name]
+    used = {
+        "setting": setting, "variant": params.variants[setting.variant], "seed": params.seed,
+        "evaluate": dataclasses.replace(params.evaluate, settings={}), "env": params.env,
+        "agent": params.agent, "action": params.action, "model": params.model,
+        "history": params.data.trajectories.history,
+    }  # fmt: skip
+    plain = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in used.items()}
+    blob = json.dumps(plain, sort_keys=True, default=str).encode()
+    return {"model_sha256": h.hexdigest(), "params_sha256": hashlib.sha256(blob).hexdigest()}
+
+
+def _keep_or_clear(out: Path, fp: dict[str, str]) -> None:
+    """Resume in ``out`` only if its episodes were recorded with fingerprint ``fp``.
+
+    The DVC stage keeps its results folder between runs (``persist: true``) so that an
+    interrupted ``dvc repro`` resumes; when the model or a parameter changed, the recorded
+    episodes, videos and summary are deleted first, so a stale episode is never reused.
+    """
+    import shutil
+
+    path = out / "fingerprint.json"
+    if out.exists():
+        old = json.loads(path.read_text()) if path.exists() else None
+        if old != fp:
+            if old is not None or any(out.iterdir()):
+                log.warning("%s: recorded with another model or parameters; starting over", out.name)
+            shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(fp, indent=1, sort_keys=True) + "\n")

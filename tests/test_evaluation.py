@@ -231,3 +231,33 @@ def test_a_slow_reset_does_not_stall_the_other_slots(tmp_path):
     assert len(recs) == 4 and SlowResetEnv.windows
     during = [slots for t, slots in policy.calls for t0, t1 in SlowResetEnv.windows if t0 < t < t1]
     assert len(during) >= 10, "the other slot kept stepping while one slot reset its game"
+
+
+def test_recorded_episodes_are_kept_only_under_the_same_model_and_params(tmp_path, params):
+    import dataclasses
+
+    from jvla.evaluation import _keep_or_clear, fingerprint
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights-1")
+    fp = fingerprint(params, "main_actvlp", model)
+    assert fp == fingerprint(params, "main_actvlp", model)
+    out = tmp_path / "main_actvlp"
+    _keep_or_clear(out, fp)
+    (out / "episodes.jsonl").write_text('{"episode": 0}\n')
+    _keep_or_clear(out, fp)
+    assert (out / "episodes.jsonl").exists(), "same model and params: resume"
+    other_ev = dataclasses.replace(params.evaluate, max_steps_cap=params.evaluate.max_steps_cap + 1)
+    changed = [
+        fingerprint(dataclasses.replace(params, evaluate=other_ev), "main_actvlp", model),
+        fingerprint(params, "main_il", model),
+    ]
+    (model / "model.safetensors").write_bytes(b"weights-2")
+    changed.append(fingerprint(params, "main_actvlp", model))
+    for new in changed:
+        assert new != fp
+        _keep_or_clear(out, fp)
+        (out / "episodes.jsonl").write_text('{"episode": 0}\n')
+        _keep_or_clear(out, new)
+        assert not (out / "episodes.jsonl").exists(), "stale episodes are never reused"

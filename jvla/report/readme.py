@@ -171,7 +171,8 @@ def write_tables(params: Params, per_task: pd.DataFrame, per_cat: pd.DataFrame, 
         "table1": ("Table 1: success rates (mine / kill / craft / smelt)",
                    f"Ours: {params.evaluate.episodes} episodes per task, Wilson 95 % intervals in brackets; "
                    "category averages are over all our tasks of the category."),
-        "table2": ("Table 2: training paradigms", None),
+        "table2": ("Table 2: training paradigms",
+                   f"Ablation settings: {_ablation_episodes(params)} episodes per task."),
         "table4": ("Table 4: action chunks (APT / FT / inference) with FPS", "Our FPS: actions/s of the agent "
                    "loop alone (CPU, tiny model); success: mean over the Table 2 tasks."),
         "table5_knowledge_set": ("Table 5: world-knowledge evaluation set", None),
@@ -299,3 +300,8 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _ablation_episodes(params) -> int:
+    ev = params.evaluate
+    return min(ev.episodes_of(n) for n in ev.settings) if ev.settings else ev.episodes
