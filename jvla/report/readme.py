@@ -137,6 +137,12 @@ def _save(df: pd.DataFrame, out: Path, name: str, title: str, note: str | None =
     return md
 
 
+def _ablation_episodes(params) -> int:
+    """Episodes per task of the ablation settings (the smallest, if they differ)."""
+    ev = params.evaluate
+    return min((ev.episodes_of(n) for n, s in ev.settings.items() if s.ablation), default=ev.episodes)
+
+
 def write_tables(params: Params, per_task: pd.DataFrame, per_cat: pd.DataFrame, settings: pd.DataFrame,
                  vl: pd.DataFrame, runs: pd.DataFrame, composition: Mapping[str, Mapping[str, int]],
                  out: Path) -> dict[str, pd.DataFrame]:  # fmt: skip
@@ -300,8 +306,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _ablation_episodes(params) -> int:
-    ev = params.evaluate
-    return min(ev.episodes_of(n) for n in ev.settings) if ev.settings else ev.episodes
