@@ -59,6 +59,7 @@ test-minestudio:
 
 lint:
 	$(VENV)/bin/ruff check jvla tests benchmarks
+	$(VENV)/bin/ruff format --check jvla tests benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache
