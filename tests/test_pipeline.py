@@ -4,6 +4,8 @@ from a fixture, and the smoke `dvc repro` of the whole pipeline in a temporary c
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import json
 import os
 import shutil
@@ -51,6 +53,43 @@ def test_every_stage_has_its_notebook_params_and_results_folder():
                 for part in key.split("."):
                     assert part in node, f"stage {name}: params key {key!r} does not exist"
                     node = node[part]
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Source files (repo-relative) of the ``jvla`` names a notebook imports directly.
+
+    ``from jvla.pkg import name`` counts the module that defines ``name`` (a submodule, or the
+    file of a function/class); ``jvla.paths`` is left out: it only names the repository's folders.
+    """
+    nb = nbformat.read(path, as_version=4)
+    found: set[str] = set()
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("jvla"):
+                mod = importlib.import_module(node.module)
+                for alias in node.names:
+                    obj = getattr(mod, alias.name, None)
+                    if obj is None:  # a submodule not yet imported by its package
+                        obj = importlib.import_module(f"{node.module}.{alias.name}")
+                    if not (inspect.ismodule(obj) or inspect.isfunction(obj) or inspect.isclass(obj)):
+                        obj = mod  # a constant: its module
+                    found.add(inspect.getsourcefile(obj))
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("jvla"):
+                        found.add(inspect.getsourcefile(importlib.import_module(alias.name)))
+    rel = {Path(f).resolve().relative_to(PROJECT_ROOT).as_posix() for f in found}
+    return rel - {"jvla/paths.py"}
+
+
+def test_every_stage_lists_the_jvla_modules_its_notebook_imports():
+    missing = {}
+    for name, stage in DVC["stages"].items():
+        deps = stage.get("do", stage).get("deps", [])
+        for m in sorted(_imported_modules(PROJECT_ROOT / _stage_notebook(stage))):
+            if not any(m == d or m.startswith(d.rstrip("/") + "/") for d in deps):
+                missing.setdefault(name, []).append(m)
+    assert not missing, f"modules imported by a stage's notebook but not in its deps: {missing}"
 
 
 def test_every_notebook_is_used_by_a_stage():
