@@ -206,7 +206,8 @@ def test_smoke_dvc_repro_end_to_end(tmp_path):
     p = repo / "params.yaml"
     p.write_text(p.read_text().replace("\nprofile: default", "\nprofile: smoke", 1))
     # A run from scratch: the default profile's lock records nothing the smoke run can reuse, and DVC
-    # rereads and rewrites the whole lock after every stage (~2 s per stage at its committed size).
+    # rereads and rewrites the whole lock after every stage (measured: 2.9 s of DVC time for one
+    # stage with a 9.9k-line lock, 1.0 s with a 1.6k-line one).
     (repo / "dvc.lock").unlink()
     env = dict(os.environ, DVC_NO_ANALYTICS="1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # fmt: skip
