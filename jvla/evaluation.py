@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -208,7 +209,7 @@ class _Slot:
 def run_episodes(
     specs: Sequence[EpisodeSpec],
     env_factory: Callable[[], Env],
-    policy: Policy,
+    policy_factory: Callable[[], Policy],
     *,
     variant: str,
     backend: str,
@@ -225,8 +226,10 @@ def run_episodes(
 
     The caller appends each yielded record to the log at once. Envs are created by
     ``env_factory`` (one per slot, started concurrently, re-created after a crash) and closed on
-    exit, including on exceptions and KeyboardInterrupt. A slot's reset (and a crashed game's
-    restart) runs in a thread while the other slots keep playing. The instruction of an episode
+    exit, including on exceptions and KeyboardInterrupt. The policy is built by
+    ``policy_factory`` in a thread while the games start (a model load and a game start take
+    seconds each, and overlap). A slot's reset (and a crashed game's restart) runs in a thread
+    while the other slots keep playing. The instruction of an episode
     is drawn from its own seed (``instruction_seed``, task, episode), so it does not depend on
     which slot runs it or when.
     """
@@ -242,6 +245,7 @@ def run_episodes(
     resetting: dict[int, Future] = {}  # slot -> its reset job (the frame, or None if given up)
     step_pool = ThreadPoolExecutor(max_workers=n_slots, thread_name_prefix="step")
     reset_pool = ThreadPoolExecutor(max_workers=n_slots, thread_name_prefix="reset")
+    policy_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")
 
     def reset_job(slot: _Slot, crash: Exception | None) -> np.ndarray | None:
         """(Thread) restart a crashed game, reset onto ``slot.spec``; None once it is given up."""
@@ -278,7 +282,10 @@ def run_episodes(
         resetting[i] = reset_pool.submit(reset_job, slot, crash)
 
     try:
+        building = policy_pool.submit(policy_factory)
         active = [_Slot(env) for env in _start_envs(env_factory, n_slots, step_pool)]
+        policy = building.result()
+        _one_intra_op_thread()  # in this thread, which runs the policy
         for i in range(len(active)):
             begin(i)
         while True:
@@ -329,11 +336,21 @@ def run_episodes(
                     begin(i)
     finally:
         bar.close()
+        policy_pool.shutdown(wait=True, cancel_futures=True)
         reset_pool.shutdown(wait=True, cancel_futures=True)
         step_pool.shutdown(wait=True)
         for slot in active:
             with contextlib.suppress(Exception):
                 slot.env.close()
+
+
+def _one_intra_op_thread() -> None:
+    """One torch intra-op thread for the policy: the games and the step threads need the other
+    cores. The setting is per OS thread (OpenMP), so it is made in the thread that runs the policy,
+    not in the one that built it."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _start_envs(env_factory: Callable[[], Env], n: int, pool: ThreadPoolExecutor) -> list[Env]:
@@ -419,7 +436,7 @@ def evaluate(
         if executor == "ray":
             _run_ray(todo, ep_log, env_factory, policy_factory, workers, run_kw)
         elif workers <= 1:
-            for rec in run_episodes(todo, env_factory, policy_factory(), **run_kw):
+            for rec in run_episodes(todo, env_factory, policy_factory, **run_kw):
                 ep_log.append(rec)
         else:
             _run_processes(todo, ep_log, env_factory, policy_factory, workers, run_kw)
@@ -432,7 +449,7 @@ def _shard(todo: Sequence[EpisodeSpec], n: int) -> list[list[EpisodeSpec]]:
 
 def _worker(specs, env_factory, policy_factory, run_kw, queue) -> None:
     try:
-        for rec in run_episodes(specs, env_factory, policy_factory(), progress=False, **run_kw):
+        for rec in run_episodes(specs, env_factory, policy_factory, progress=False, **run_kw):
             queue.put(("rec", dataclasses.asdict(rec)))
     except BaseException as e:  # reported to the parent, which re-raises
         queue.put(("error", repr(e)))
@@ -476,7 +493,7 @@ def _run_ray(todo, ep_log, env_factory, policy_factory, workers, run_kw) -> None
     def shard_task(specs):
         return [
             dataclasses.asdict(r)
-            for r in run_episodes(specs, env_factory, policy_factory(), progress=False, **run_kw)
+            for r in run_episodes(specs, env_factory, policy_factory, progress=False, **run_kw)
         ]
 
     # Small shards (one round of tasks each) so a lost worker costs little and records land early.
@@ -562,14 +579,11 @@ def select_tasks(params: Any, entries: Sequence[str]) -> list[Task]:
 
 def make_policy(params: Any, model_dir: str, history: int, chunk: int, execute: int, seed: int = 0):
     """The VLA policy of a model directory (module-level so worker processes can build it)."""
-    import torch
-
     from jvla import models
     from jvla.action_tokenizer import ActionTokenizer
     from jvla.actions import ActionSpace
     from jvla.agent import Decoder, OpenAIDecoder, VLAPolicy
 
-    torch.set_num_threads(1)
     space = ActionSpace.from_config(params.action)
     if params.agent.server_url:
         from transformers import AutoTokenizer
@@ -669,8 +683,6 @@ def _keep_or_clear(out: Path, fp: dict[str, str]) -> None:
     interrupted ``dvc repro`` resumes; when the model or a parameter changed, the recorded
     episodes, videos and summary are deleted first, so a stale episode is never reused.
     """
-    import shutil
-
     path = out / "fingerprint.json"
     if out.exists():
         old = json.loads(path.read_text()) if path.exists() else None

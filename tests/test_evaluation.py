@@ -233,6 +233,56 @@ def test_a_slow_reset_does_not_stall_the_other_slots(tmp_path):
     assert len(during) >= 10, "the other slot kept stepping while one slot reset its game"
 
 
+def test_the_policy_is_built_while_the_games_start(tmp_path):
+    """The model load and the game starts overlap: each waits (bounded) for the other to begin."""
+    import threading
+
+    import torch
+
+    env_started, policy_started = threading.Event(), threading.Event()
+    saw = {}
+
+    def env_factory():
+        env_started.set()
+        saw["policy_during_env_start"] = policy_started.wait(timeout=10)
+        return FakeEnv(seed=0)
+
+    def policy_factory():
+        policy_started.set()
+        saw["env_during_policy_build"] = env_started.wait(timeout=10)
+        torch.set_num_threads(2)  # whatever the builder does to its own thread...
+        return RandomPolicy()
+
+    specs = plan_episodes(TASKS[:1], 2, base_seed=7)
+    recs = evaluate(
+        specs, tmp_path / "e.jsonl", env_factory, policy_factory, variant="random", backend="fake"
+    )
+    assert len(recs) == 2
+    assert saw == {"policy_during_env_start": True, "env_during_policy_build": True}
+    assert torch.get_num_threads() == 1, "...the thread that runs the policy uses one intra-op thread"
+
+
+class CountingEnv(FakeEnv):
+    closed = 0
+
+    def close(self):
+        CountingEnv.closed += 1
+        super().close()
+
+
+def test_a_policy_that_fails_to_build_closes_the_started_games(tmp_path):
+    CountingEnv.closed = 0
+
+    def broken_policy():
+        raise OSError("no model.safetensors")
+
+    with pytest.raises(OSError, match="no model.safetensors"):
+        evaluate(plan_episodes(TASKS[:1], 2, base_seed=8), tmp_path / "e.jsonl", functools.partial(CountingEnv, seed=0),
+                 broken_policy, variant="random", backend="fake", slots=2)  # fmt: skip
+    assert CountingEnv.closed == 2
+    assert not (tmp_path / "e.jsonl").exists() or not (tmp_path / "e.jsonl").read_text().strip()
+
+
 def test_recorded_episodes_are_kept_only_under_the_same_model_and_params(tmp_path, params):
     import dataclasses
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,12 @@ def _ablation_episodes(params) -> int:
     return min((ev.episodes_of(n) for n, s in ev.settings.items() if s.ablation), default=ev.episodes)
 
 
+def _episodes_per_task(params, settings: Iterable[str]) -> str:
+    """Episodes per task of ``settings``: one number, or ``min-max`` if they differ."""
+    ns = sorted({params.evaluate.episodes_of(n) for n in settings})
+    return str(ns[0]) if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
+
+
 def write_tables(params: Params, per_task: pd.DataFrame, per_cat: pd.DataFrame, settings: pd.DataFrame,
                  vl: pd.DataFrame, runs: pd.DataFrame, composition: Mapping[str, Mapping[str, int]],
                  out: Path) -> dict[str, pd.DataFrame]:  # fmt: skip
@@ -175,7 +181,7 @@ def write_tables(params: Params, per_task: pd.DataFrame, per_cat: pd.DataFrame, 
     }
     titles = {
         "table1": ("Table 1: success rates (mine / kill / craft / smelt)",
-                   f"Ours: {params.evaluate.episodes} episodes per task, Wilson 95 % intervals in brackets; "
+                   f"Ours: {_episodes_per_task(params, rep.table1_settings.values())} episodes per task, Wilson 95 % intervals in brackets; "
                    "category averages are over all our tasks of the category."),
         "table2": ("Table 2: training paradigms",
                    f"Ablation settings: {_ablation_episodes(params)} episodes per task."),
