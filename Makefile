@@ -9,6 +9,8 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Minetest engine + game + mob API, a virtual X server and Mesa's software OpenGL (llvmpipe).
 APT_PKGS := minetest minetest-data minetest-mod-mobs-redo xvfb libgl1-mesa-dri
 PYTEST_ARGS ?= --durations=15
+# stages at once in `make repro` (JOBS=2: independent stages side by side, see jvla/repro.py)
+JOBS ?= 1
 export OMP_NUM_THREADS ?= 1
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
@@ -19,7 +21,7 @@ export TOKENIZERS_PARALLELISM := false
 ## repro: set up, then run the whole pipeline on the embedded default (Minetest, tiny models)
 repro: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m jvla.pipeline --check
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(if $(filter 1,$(JOBS)),$(VENV)/bin/dvc repro,$(PY) -m jvla.repro --jobs $(JOBS))
 	$(PY) -m jvla.report.readme
 
 ## pipeline: regenerate pipeline.yaml after editing `variants` or `vl_bench.models` in params.yaml
