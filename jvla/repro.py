@@ -88,8 +88,9 @@ class Runner:
         return sorted(ready, key=lambda s: (-self.priority[s], order[s]))
 
     def _start(self, stage: str) -> None:
-        out = Path(tempfile.mkstemp(prefix="jvla-repro-", suffix=".log")[1])
-        with open(out, "wb") as fh:
+        fd, name = tempfile.mkstemp(prefix="jvla-repro-", suffix=".log")  # the stage's output
+        out = Path(name)
+        with os.fdopen(fd, "wb") as fh:
             proc = subprocess.Popen(
                 [*self.dvc, "--wait-for-lock", "repro", "--single-item", stage],
                 cwd=self.root, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
