@@ -173,7 +173,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     if not Path(dvc[0]).exists():
         dvc = ["dvc"]
     t0 = time.perf_counter()
-    ok = Runner(deps, args.jobs, root, dvc).run()
+    try:
+        ok = Runner(deps, args.jobs, root, dvc).run()
+    except KeyboardInterrupt as e:
+        log.warning("interrupted (%s): the running stages were stopped; rerun to resume", e)
+        return 130
     log.info("%d stages %s in %.1f s with %d jobs", len(deps), "done" if ok else "NOT all done",
              time.perf_counter() - t0, args.jobs)  # fmt: skip
     return 0 if ok else 1

@@ -97,6 +97,6 @@ def test_sigterm_stops_the_running_stages_and_leaves_no_process(tmp_path):
     pid = int((repo / "pid").read_text())
     runner.send_signal(signal.SIGTERM)
     out, _ = runner.communicate(timeout=90)
-    assert runner.returncode != 0, out
+    assert runner.returncode == 130, out
     alive = psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     assert not alive, "the stage's command was stopped with the runner"
