@@ -358,11 +358,7 @@ def _close_all(envs: Sequence[Env]) -> None:
         with contextlib.suppress(Exception):
             env.close()
 
-    if len(envs) <= 1:
-        for env in envs:
-            close(env)
-        return
-    with ThreadPoolExecutor(max_workers=len(envs), thread_name_prefix="close") as pool:
+    with ThreadPoolExecutor(max_workers=max(1, len(envs)), thread_name_prefix="close") as pool:
         list(pool.map(close, envs))
 
 

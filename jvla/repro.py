@@ -76,16 +76,17 @@ class Runner:
             raise ValueError(f"jobs must be >= 1, got {jobs}")
         self.deps, self.jobs, self.root = dict(deps), jobs, Path(root)
         self.dvc, self.poll_s = list(dvc), poll_s
-        self.priority = chain_lengths(self.deps)
+        length, position = chain_lengths(self.deps), {s: i for i, s in enumerate(self.deps)}
+        self.rank = {s: (-length[s], position[s]) for s in self.deps}  # start order among ready stages
         self.running: dict[str, tuple[subprocess.Popen, float, Path]] = {}
         self.done: list[str] = []
         self.failed: dict[str, str] = {}  # stage -> the tail of its output
 
     def _ready(self) -> list[str]:
-        started = set(self.done) | set(self.running) | set(self.failed)
-        ready = [s for s, ds in self.deps.items() if s not in started and set(ds) <= set(self.done)]
-        order = {s: i for i, s in enumerate(self.deps)}
-        return sorted(ready, key=lambda s: (-self.priority[s], order[s]))
+        done = set(self.done)
+        started = done | set(self.running) | set(self.failed)
+        ready = [s for s, ds in self.deps.items() if s not in started and done.issuperset(ds)]
+        return sorted(ready, key=self.rank.__getitem__)
 
     def _start(self, stage: str) -> None:
         fd, name = tempfile.mkstemp(prefix="jvla-repro-", suffix=".log")  # the stage's output

@@ -137,15 +137,10 @@ def _save(df: pd.DataFrame, out: Path, name: str, title: str, note: str | None =
     return md
 
 
-def _ablation_episodes(params) -> int:
-    """Episodes per task of the ablation settings (the smallest, if they differ)."""
-    ev = params.evaluate
-    return min((ev.episodes_of(n) for n, s in ev.settings.items() if s.ablation), default=ev.episodes)
-
-
 def _episodes_per_task(params, settings: Iterable[str]) -> str:
-    """Episodes per task of ``settings``: one number, or ``min-max`` if they differ."""
-    ns = sorted({params.evaluate.episodes_of(n) for n in settings})
+    """Episodes per task of ``settings``: one number, or ``min-max`` if they differ
+    (``evaluate.episodes`` if there is no such setting)."""
+    ns = sorted({params.evaluate.episodes_of(n) for n in settings}) or [params.evaluate.episodes]
     return str(ns[0]) if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
 
 
@@ -179,12 +174,13 @@ def write_tables(params: Params, per_task: pd.DataFrame, per_cat: pd.DataFrame, 
         ),  # fmt: skip
         "claims": claims(params, per_task, settings, vl),
     }
+    ablations = [n for n, s in params.evaluate.settings.items() if s.ablation]
     titles = {
         "table1": ("Table 1: success rates (mine / kill / craft / smelt)",
                    f"Ours: {_episodes_per_task(params, rep.table1_settings.values())} episodes per task, Wilson 95 % intervals in brackets; "
                    "category averages are over all our tasks of the category."),
         "table2": ("Table 2: training paradigms",
-                   f"Ablation settings: {_ablation_episodes(params)} episodes per task."),
+                   f"Ablation settings: {_episodes_per_task(params, ablations)} episodes per task."),
         "table4": ("Table 4: action chunks (APT / FT / inference) with FPS", "Our FPS: actions/s of the agent "
                    "loop alone (CPU, tiny model); success: mean over the Table 2 tasks."),
         "table5_knowledge_set": ("Table 5: world-knowledge evaluation set", None),
