@@ -8,8 +8,10 @@ Records. Every finished episode is appended at once, as one JSON line, to ``epis
 (see :class:`EpisodeRecord` for the keys). A rerun reads the file and skips the episodes already
 there, so an interrupted evaluation resumes without redoing or losing finished episodes. An
 episode whose game crashed is restarted on a fresh game and retried (``infra_failures`` counts
-the attempts lost); only if every retry crashes is it written with ``status = "infra_failed"``,
-and such episodes are excluded from success rates (as the official code excludes them).
+the attempts lost; a fresh game that fails to start counts as a crash); only if every retry
+crashes is it written with ``status = "infra_failed"``, and such episodes are excluded from
+success rates (as the official code excludes them). A game that fails to start at the beginning
+is tried again as often; if it still fails, the evaluation stops with that error.
 
 Parallelism. One process steps ``slots`` environments in lock-step, with one batched policy call
 per tick for all slots that need a decision and the env steps in threads (they mostly wait for
@@ -195,7 +197,7 @@ class ExpertPolicy:
 # ------------------------------------------------------------------------------------ rollouts
 @dataclass
 class _Slot:
-    env: Env
+    env: Env | None  # None between a given-up episode and the next one's fresh game
     spec: EpisodeSpec | None = None
     instruction: str = ""
     steps: int = 0
@@ -255,12 +257,15 @@ def run_episodes(
                 slot.failures += 1
                 log.warning("game crashed on %s/%d (%s); restarting", spec.task.name, spec.episode,
                             crash)  # fmt: skip
-                with contextlib.suppress(Exception):
-                    slot.env.close()
-                slot.env = env_factory()
+                if slot.env is not None:
+                    with contextlib.suppress(Exception):
+                        slot.env.close()
+                slot.env = None  # a fresh game below, or for the next episode once this one is given up
                 if slot.failures > max_retries:
                     return None
             try:
+                if slot.env is None:
+                    slot.env = env_factory()  # a game that fails to start counts as a crash
                 obs, _ = slot.env.reset(spec.task, seed=spec.seed)
                 return obs["image"]
             except EnvCrashed as e:
@@ -283,7 +288,7 @@ def run_episodes(
 
     try:
         building = policy_pool.submit(policy_factory)
-        active = [_Slot(env) for env in _start_envs(env_factory, n_slots, step_pool)]
+        active = [_Slot(env) for env in _start_envs(env_factory, n_slots, step_pool, max_retries)]
         policy = building.result()
         _one_intra_op_thread()  # in this thread, which runs the policy
         for i in range(len(active)):
@@ -339,7 +344,7 @@ def run_episodes(
         policy_pool.shutdown(wait=True, cancel_futures=True)
         reset_pool.shutdown(wait=True, cancel_futures=True)
         step_pool.shutdown(wait=True)
-        _close_all([slot.env for slot in active])
+        _close_all([slot.env for slot in active if slot.env is not None])
 
 
 def _one_intra_op_thread() -> None:
@@ -362,13 +367,27 @@ def _close_all(envs: Sequence[Env]) -> None:
         list(pool.map(close, envs))
 
 
-def _start_envs(env_factory: Callable[[], Env], n: int, pool: ThreadPoolExecutor) -> list[Env]:
+def _start_envs(
+    env_factory: Callable[[], Env], n: int, pool: ThreadPoolExecutor, max_retries: int = 0
+) -> list[Env]:
     """``n`` envs started side by side (one in this thread, so that a backend can install its
-    signal handlers); if one fails to start, the others are closed and the error raised."""
-    futures = [pool.submit(env_factory) for _ in range(n - 1)]
+    signal handlers). A start that raises :class:`EnvCrashed` is tried again, up to ``max_retries``
+    times; if one still fails (or fails otherwise), the others are closed and the error raised."""
+
+    def start() -> Env:
+        for attempt in range(max_retries + 1):
+            try:
+                return env_factory()
+            except EnvCrashed as e:
+                if attempt == max_retries:
+                    raise
+                log.warning("a game failed to start (%s); starting another", e)
+        raise AssertionError("unreachable")
+
+    futures = [pool.submit(start) for _ in range(n - 1)]
     envs, error = [], None
     try:
-        envs.append(env_factory())
+        envs.append(start())
     except BaseException as e:
         error = e
     for f in futures:

@@ -131,6 +131,46 @@ def test_an_episode_that_always_crashes_is_given_up_and_excluded(tmp_path, space
     assert summarise(recs)[0][0]["n"] == 0, "infra failures never count as agent failures"
 
 
+def test_a_game_that_fails_to_start_is_started_again(tmp_path, space):
+    """A start that raises EnvCrashed (say, the server lost its port) is retried: at the beginning
+    (not an episode's failure) and when a crashed game is replaced (an infra failure of the episode)."""
+    CrashingEnv.crashes = 0
+    calls = []
+
+    def factory():
+        calls.append(1)
+        if len(calls) in (1, 3):  # the first start and the first replacement fail
+            raise EnvCrashed("Failed to bind socket")
+        return CrashingEnv(seed=0)
+
+    recs = evaluate(plan_episodes(TASKS[:2], 2, base_seed=3), tmp_path / "e.jsonl", factory,
+                    functools.partial(expert_policy, space), variant="expert", backend="fake", slots=1)  # fmt: skip
+    assert len(recs) == 4 and all(r.success for r in recs)
+    assert sum(r.infra_failures for r in recs) == 2, "the crash and the failed replacement"
+    assert len(calls) == 4
+
+
+class CrashesOnTaskA(FakeEnv):
+    def reset(self, task, seed=None):
+        if task.name == "a":
+            raise EnvCrashed("crashes on a")
+        return super().reset(task, seed=seed)
+
+
+def test_the_episode_after_a_given_up_one_gets_a_fresh_game(tmp_path, space):
+    made = []
+
+    def factory():
+        made.append(CrashesOnTaskA(seed=0))
+        return made[-1]
+
+    recs = evaluate(plan_episodes(TASKS[:2], 1, base_seed=4), tmp_path / "e.jsonl", factory,
+                    functools.partial(expert_policy, space), variant="expert", backend="fake", slots=1,
+                    max_retries=1)  # fmt: skip
+    assert {r.task: r.status for r in recs} == {"a": "infra_failed", "b": "ok"}
+    assert len(made) == 3, "the first game, one retry for a, a fresh game for b"
+
+
 def test_torn_last_line_is_ignored_and_repaired(tmp_path, space):
     path = tmp_path / "e.jsonl"
     specs = plan_episodes(TASKS[:1], 2, base_seed=5)

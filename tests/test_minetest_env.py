@@ -226,6 +226,23 @@ def test_two_instances_run_side_by_side(env, params, space):
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
 
 
+def test_a_server_that_loses_its_port_is_relaunched_on_another(params, monkeypatch, caplog):
+    """Another program binds the leased port before the server does (the race between the lease's
+    check and Minetest's bind): the start relaunches the client on another port."""
+    import socket
+
+    from jvla.envs.minetest import MinetestEnv, launcher
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        taken = squatter.getsockname()[1]
+        monkeypatch.setattr(launcher, "_udp_port_free", lambda port: True)  # the check passes, the bind fails
+        with MinetestEnv(params, port=taken) as env:
+            STARTED_PIDS.update(env.game.pids())
+            assert env.game.alive() and env.game.port != taken
+    assert "lost port" in caplog.text
+
+
 @pytest.mark.parametrize("how", ["sigint", "sigkill"])
 def test_interrupted_or_killed_owner_leaves_no_game_process(how):
     """Ctrl-C in the owning process runs the cleanup; a SIGKILLed owner takes its children along

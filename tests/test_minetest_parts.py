@@ -226,3 +226,40 @@ def test_world_template_is_complete():
     mobs = (mod / "mobs.lua").read_text()
     for m in ("sheep", "cow", "pig", "chicken", "zombie", "spider", "skeleton"):
         assert f'register("{m}"' in mobs, f"mob stand-in {m} missing"
+
+
+def test_port_leases_are_exclusive_across_processes_and_outside_the_ephemeral_range():
+    """Game servers started side by side (evaluation stages in parallel) never share a port: a
+    lease holds a lock file until released, and a bind(0) socket never lands on a leased port."""
+    import socket
+    import subprocess
+    import sys
+
+    from jvla.envs.minetest.launcher import PortLease, _ephemeral_ports, server_port_candidates
+
+    lo, hi = _ephemeral_ports()
+    cands = server_port_candidates()
+    assert cands.stop <= lo or cands.start > hi
+    a = PortLease()
+    try:
+        assert a.port in cands
+        b = PortLease(want=a.port)
+        assert b.port != a.port, "a leased port was leased again in this process"
+        b.release()
+        other = subprocess.run(
+            [sys.executable, "-c", "from jvla.envs.minetest.launcher import PortLease; "
+             f"lease = PortLease(want={a.port}); print(lease.port); lease.release()"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert int(other) != a.port, "another process leased the same port"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # a busy port is skipped
+            s.bind(("127.0.0.1", 0))
+            c = PortLease(want=s.getsockname()[1])
+            assert c.port != s.getsockname()[1]
+            c.release()
+    finally:
+        a.release()
+    d = PortLease(want=a.port)  # released: free again
+    assert d.port == a.port
+    d.release()
+    assert not (a._path.parent / f"{a.port}.lock").exists(), "a released lease leaves no file"

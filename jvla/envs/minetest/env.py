@@ -50,6 +50,7 @@ ARENA_HEIGHT = 12
 PITCH_LIMIT = math.radians(89.5)  # Minetest clamps the camera pitch here
 GUI_OPEN_TIMEOUT_S = 3.0
 GUI_SETTLE_S = 1.0  # wait after opening a task's GUI, before the first observation
+PORT_ATTEMPTS = 3  # launches of one start when the server loses its port (see GameProcess.lost_port)
 
 
 class TaskUnsupported(ValueError):
@@ -102,10 +103,25 @@ class MinetestEnv:
 
     # ------------------------------------------------------------------------------ lifecycle
     def _start(self) -> None:
+        """Launch the client (and Xvfb if needed) and bring the game to the arena. A server that
+        lost its port to another program between the lease and the bind is relaunched on another
+        port, up to :data:`PORT_ATTEMPTS` times."""
         if self.game is None:
             self.game = GameProcess(
                 self.width, self.height, self.cfg, 1.0 / self.tick, self._display, self._port
             )
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                return self._launch()
+            except EnvCrashed:
+                if attempt == PORT_ATTEMPTS or not self.game.lost_port():
+                    raise
+                log.warning("the game server lost port %d to another program; relaunching on another",
+                            self.game.port)  # fmt: skip
+                self._close_io()
+                self.game.stop_client()
+
+    def _launch(self) -> None:
         t0 = time.monotonic()
         for p in (self.game.bridge_dir / "state.json",):
             p.unlink(missing_ok=True)

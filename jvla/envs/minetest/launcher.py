@@ -25,8 +25,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import fcntl
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -80,11 +82,25 @@ def binaries_available() -> bool:
     return True
 
 
-def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 that is free right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for ephemeral ports (``bind(0)``, a client's own socket), inclusive."""
+    try:
+        lo, hi = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        lo, hi = 32768, 60999  # Linux's default
+    return lo, hi
+
+
+def server_port_candidates() -> range:
+    """Ports a game server may take: outside the ephemeral range where there is room, so that no
+    program's ``bind(0)`` (every Minetest *client* socket is one) can take a reserved server port
+    between its reservation and the server's bind."""
+    lo, hi = _ephemeral_ports()
+    if lo - 10000 >= 1000:
+        return range(10000, lo)
+    if 65535 - hi >= 1000:
+        return range(hi + 1, 65536)
+    return range(10000, 65536)  # no room outside it: collisions are left to the bind-failure retry
 
 
 def _udp_port_free(port: int) -> bool:
@@ -94,6 +110,59 @@ def _udp_port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+class PortLease:
+    """A loopback UDP port reserved for one game server among all processes of this machine.
+
+    The reservation is an exclusive ``flock`` on ``<tmp>/jvla-minetest-ports/<port>.lock``, held
+    (an open file descriptor, not inherited by children) until :meth:`release` or the death of the
+    process; so evaluations running side by side, each with its own games, never pick the same
+    port. A release deletes the file while it still holds the lock, and a lease counts only if
+    the locked file is still the one at the path (the usual lock-file protocol), so the folder
+    holds only live leases (and those of SIGKILLed processes, which are free to take). A port is leased only if it is also free right now. Ports of the wanted one first, else
+    random ones from :func:`server_port_candidates`, skipping ``avoid``.
+    """
+
+    def __init__(self, want: int | None = None, avoid: set[int] | frozenset[int] = frozenset()):
+        d = Path(tempfile.gettempdir()) / "jvla-minetest-ports"
+        d.mkdir(exist_ok=True)
+        rng = random.Random()  # OS-seeded: processes started together draw different ports
+        self._fd: int | None = None
+        cands = server_port_candidates()
+        tries = ([want] if want is not None and want not in avoid else []) + [
+            rng.choice(cands) for _ in range(200)
+        ]
+        for port in tries:
+            if port in avoid:
+                continue
+            path = d / f"{port}.lock"
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                mine = os.fstat(fd).st_ino == os.stat(path).st_ino  # not unlinked by a release meanwhile
+            except (BlockingIOError, FileNotFoundError):
+                mine = False
+            if mine and _udp_port_free(port):
+                if want is not None and port != want:
+                    log.warning("port %d is busy; using %d", want, port)
+                self.port, self._fd, self._path = port, fd, path
+                return
+            if mine:  # locked but busy: leave no file behind
+                path.unlink(missing_ok=True)
+            os.close(fd)
+        raise EnvCrashed(f"no free UDP port for the game server after {len(tries)} tries")
+
+    def release(self) -> None:
+        """Give the port back (idempotent)."""
+        if self._fd is not None:
+            self._path.unlink(missing_ok=True)  # while still locked: a later lease creates a new file
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __del__(self):
+        with contextlib.suppress(Exception):
+            self.release()
 
 
 def _remove_stale_homes() -> None:
@@ -248,6 +317,9 @@ class GameProcess:
         self.world = self.home / ".minetest" / "worlds" / WORLD_NAME
         self.display: int | None = None
         self.port: int | None = None
+        self._lease: PortLease | None = None
+        self._log_start = 0  # size of the client log when the current client was launched
+        self._taken_ports: set[int] = set()  # ports another program took before our server bound them
         self.xvfb: subprocess.Popen | None = None
         self.client: subprocess.Popen | None = None
         self.window: Window | None = None
@@ -331,12 +403,10 @@ class GameProcess:
 
     def _start_client(self) -> None:
         self._write_conf()
-        port = self.want_port
-        if port is None or not _udp_port_free(port):
-            if port is not None:
-                log.warning("port %d is busy; picking a free one", port)
-            port = free_udp_port()
-        self.port = port
+        if self._lease is None:  # a restart keeps its port
+            self._lease = PortLease(self.want_port, avoid=self._taken_ports)
+        self.port = port = self._lease.port
+        self._log_start = self.client_log.stat().st_size if self.client_log.exists() else 0
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
         env.update(
             HOME=str(self.home),
@@ -400,6 +470,22 @@ class GameProcess:
             tail = " | ".join(lines[-3:])
         return "; ".join(parts) + (f"; log: {tail}" if tail else "")
 
+    def lost_port(self) -> bool:
+        """Whether the client exited because its server could not bind the port (another program
+        took it between the lease and the bind); :meth:`start` after :meth:`stop_client` then
+        leases another port."""
+        if self.client is None or self.client.poll() is None:
+            return False
+        with contextlib.suppress(OSError), open(self.client_log, "rb") as f:
+            f.seek(self._log_start)  # this launch's lines only
+            text = f.read().decode(errors="replace")
+            if "Failed to bind socket" in text or "Address already in use" in text:
+                self._taken_ports.add(self.port)
+                self._lease.release()
+                self._lease = None
+                return True
+        return False
+
     def stop_client(self, timeout: float = 3.0) -> None:
         """Kill the client (its whole process group); Xvfb keeps running."""
         _kill(self.client, timeout)
@@ -411,6 +497,9 @@ class GameProcess:
         self.stop_client()
         _kill(self.xvfb, 2.0)
         self.xvfb = None
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
         if self.home.exists() and not os.environ.get("JVLA_KEEP_MINETEST_HOME"):
             shutil.rmtree(self.home, ignore_errors=True)
         _LIVE.discard(self)
