@@ -7,7 +7,8 @@ One :class:`GameProcess` owns
   on exit) and a world copied from ``template/world`` (with the ``jvla_bridge`` mod);
 * an ``Xvfb`` server on a display number it picks itself (``-displayfd``), so instances never
   race for a number;
-* one ``minetest --go`` process (client and local server in one process) on a loopback UDP port.
+* one ``minetest --go`` process (client and local server in one process) on a loopback UDP port
+  held by a :class:`PortLease`, so instances in different processes never share a port.
 
 Both processes run in their own session (process group), and every live instance is registered
 for cleanup at interpreter exit and on SIGTERM/SIGHUP; so ``close()``, exceptions and Ctrl-C leave
