@@ -24,7 +24,7 @@ repro: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(if $(filter 1,$(JOBS)),$(VENV)/bin/dvc repro,$(PY) -m jvla.repro --jobs $(JOBS))
 	$(PY) -m jvla.report.readme
 
-## pipeline: regenerate pipeline.yaml after editing `variants` or `vl_bench.models` in params.yaml
+## pipeline: regenerate pipeline.yaml and dvc.yaml after editing `variants`, the stage table or imports
 pipeline: venv
 	$(PY) -m jvla.pipeline
 

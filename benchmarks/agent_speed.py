@@ -30,7 +30,28 @@ import torch
 from jvla import config, models
 from jvla.action_tokenizer import ActionTokenizer
 from jvla.actions import ActionSpace
-from jvla.agent import Decoder, VLAPolicy, naive_decide
+from jvla.agent import Decision, Decoder, VLAPolicy
+from jvla.prompts import decision_messages
+
+
+def naive_decide(model, processor, atok: ActionTokenizer, instruction: str, frames: list[np.ndarray],
+                 past_actions: list[str], max_new_tokens: int = 64, temperature: float = 0.0) -> Decision:  # fmt: skip
+    """The plain loop the benchmark compares against: processor + ``generate`` for one prompt,
+    no cache reuse, no constraint (what the official agent does, minus the server)."""
+    from PIL import Image
+
+    msgs = decision_messages(instruction, past_actions)
+    text = processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+    enc = processor(text=[text], images=[Image.fromarray(f) for f in frames], return_tensors="pt")
+    stop = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    with torch.inference_mode():
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=temperature > 0,
+                             temperature=temperature if temperature > 0 else None, eos_token_id=stop,
+                             pad_token_id=processor.tokenizer.pad_token_id)  # fmt: skip
+    new = out[0, enc["input_ids"].shape[1] :].tolist()
+    res = atok.decode(new)
+    return Decision(text=processor.tokenizer.decode(new, skip_special_tokens=False), actions=res.actions,
+                    n_malformed=res.n_malformed)  # fmt: skip
 
 
 def frames_stream(rng: np.random.Generator, n: int, h: int, w: int) -> list[np.ndarray]:

@@ -32,7 +32,7 @@ def _worker(args: tuple[int, int, int, int, int, int | None]) -> dict:
 
     from jvla import config
     from jvla.actions import ActionSpace
-    from jvla.envs.minetest import MinetestEnv
+    from jvla.envs.minetest.env import MinetestEnv
     from jvla.envs.tasks import parse_task
 
     env_over: dict = {"width": width, "height": height}

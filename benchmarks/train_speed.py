@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,6 +45,9 @@ from jvla import config, models  # noqa: E402
 from jvla import training as T  # noqa: E402
 from jvla.data.store import to_dataset  # noqa: E402
 from jvla.training.runner import stage_trainer_class  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import synthetic  # noqa: E402  (tests/synthetic.py: the synthetic samples the tests use)
 
 
 class Timer(TrainerCallback):
@@ -214,7 +218,7 @@ def main() -> None:
     threads = cfg.cpu_threads or default_threads
     scale = params.data.image_scale  # frames are stored at this scale of the env's size
     size = (round(params.env.width * scale), round(params.env.height * scale))
-    train = T.synthetic_samples("trajectory", a.samples, params, seed=0, history=a.history, size=size)
+    train = synthetic.synthetic_samples("trajectory", a.samples, params, seed=0, history=a.history, size=size)
     configs = {
         "baseline (TRL defaults)": {"project": False, "threads": default_threads},
         "baseline, 1 thread": {"project": False, "threads": 1},

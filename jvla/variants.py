@@ -31,16 +31,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from jvla.config import Params, TrainConfig, VariantConfig
+from jvla.stages import STAGES, TABLE
 
 POST_KINDS = ("none", "vlp", "knowledge", "vision", "grounding", "one_stage")
-# Stage kind of a run -> the params section holding its hyperparameters.
-SECTION = {
-    "stage1": "stage1",
-    "stage2": "stage2",
-    "stage3": "stage3",
-    "finetune": "finetune",
-    "one_stage": "stage3",
-}
 
 
 @dataclass(frozen=True)
@@ -49,8 +42,9 @@ class RunSpec:
 
     Attributes:
         name: stable name, also its output folder under the models root.
-        stage: ``base``, ``stage1``, ``stage2``, ``stage3``, ``finetune`` or ``one_stage``; fixes
-            the freezing rule (:data:`jvla.training.TRAINABLE`) and the params section.
+        stage: its stage kind, a run stage of :data:`jvla.stages.STAGES` (``base``, ``stage1``,
+            ``stage2``, ``stage3``, ``one_stage``, ``finetune``): fixes the name's format, the
+            freezing rule and the params sections.
         backbone: ``qwen2_vl`` or ``llava_next``.
         parent: the run whose output model it starts from (None for ``base``).
         data: the data kinds it trains on, mixed and shuffled together.
@@ -64,34 +58,40 @@ class RunSpec:
 
 
 def base_name(backbone: str) -> str:
-    return f"base/{backbone}"
+    """Name of the base run (the starting model) of ``backbone``."""
+    return STAGES["base"].format_run(backbone=backbone)
 
 
 def final_run(variant: str) -> str:
     """Name of the run whose output is ``variant``'s final (fine-tuned) model."""
-    return f"finetune/{variant}"
+    return STAGES["finetune"].format_run(variant=variant)
+
+
+def _run(stage: str, backbone: str, parent: str, data: tuple[str, ...], **fields) -> RunSpec:
+    """A run of ``stage`` named by the stage's run-name rule (:attr:`jvla.stages.Stage.run_name`)."""
+    return RunSpec(STAGES[stage].format_run(backbone=backbone, **fields), stage, backbone, parent, data)
 
 
 def _post_runs(backbone: str, post: str, apt_chunk: int) -> list[RunSpec]:
     """The post-training runs of one variant, parents first; empty for ``none``."""
     base = base_name(backbone)
-    knowledge = RunSpec(f"post/{backbone}/knowledge", "stage1", backbone, base, ("knowledge",))
+    knowledge = _run("stage1", backbone, base, ("knowledge",), post="knowledge")
     if post == "none":
         return []
     if post == "knowledge":
         return [knowledge]
     if post in ("vision", "grounding"):
-        return [RunSpec(f"post/{backbone}/{post}", "stage2", backbone, base, (post,))]
+        return [_run("stage2", backbone, base, (post,), post=post)]
     if post == "vlp":
         return [
             knowledge,
-            RunSpec(f"post/{backbone}/vlp", "stage2", backbone, knowledge.name, ("vision", "grounding")),
+            _run("stage2", backbone, knowledge.name, ("vision", "grounding"), post="vlp"),
         ]
     if post == "one_stage":
         # NOTE(paper Table 2): "co-training the original Qwen2-VL on non-trajectory and trajectory
         # data together in one stage", from the base model, then the same task fine-tune.
         data = ("knowledge", "vision", "grounding", f"trajectory_c{apt_chunk}")
-        return [RunSpec(f"post/{backbone}/one_stage/c{apt_chunk}", "one_stage", backbone, base, data)]
+        return [_run("one_stage", backbone, base, data, post=post, apt_chunk=apt_chunk)]
     raise ValueError(f"post_training: expected one of {POST_KINDS}, found {post!r}")
 
 
@@ -100,17 +100,11 @@ def variant_runs(name: str, v: VariantConfig) -> list[RunSpec]:
     runs = [RunSpec(base_name(v.backbone), "base", v.backbone, None)]
     runs += _post_runs(v.backbone, v.post_training, v.apt_chunk)
     if v.stage3:
-        post = v.post_training
+        traj = (f"trajectory_c{v.apt_chunk}",)
         runs.append(
-            RunSpec(
-                f"stage3/{v.backbone}/{post}/c{v.apt_chunk}",
-                "stage3",
-                v.backbone,
-                runs[-1].name,
-                (f"trajectory_c{v.apt_chunk}",),
-            )
+            _run("stage3", v.backbone, runs[-1].name, traj, post=v.post_training, apt_chunk=v.apt_chunk)
         )
-    runs.append(RunSpec(final_run(name), "finetune", v.backbone, runs[-1].name, (f"task_c{v.ft_chunk}",)))
+    runs.append(_run("finetune", v.backbone, runs[-1].name, (f"task_c{v.ft_chunk}",), variant=name))
     return runs
 
 
@@ -125,7 +119,7 @@ def expand(variants: Mapping[str, VariantConfig]) -> dict[str, RunSpec]:
             if run.name in out and out[run.name] != run:
                 raise ValueError(f"run {run.name} is defined twice differently: {out[run.name]} vs {run}")
             out.setdefault(run.name, run)
-    order = {"base": 0, "stage1": 1, "stage2": 2, "one_stage": 2, "stage3": 3, "finetune": 4}
+    order = {s.name: i for i, s in enumerate(TABLE)}  # pipeline order: parents' stages come first
     return dict(sorted(out.items(), key=lambda kv: (order[kv[1].stage], kv[0])))
 
 
@@ -140,17 +134,19 @@ def lineage(runs: Mapping[str, RunSpec], name: str) -> list[RunSpec]:
 
 
 def train_config(params: Params, run: RunSpec) -> TrainConfig:
-    """The hyperparameters of ``run``: its params section, adjusted for ``one_stage``.
+    """The hyperparameters of ``run``: the first params section of its stage
+    (:attr:`jvla.stages.Stage.sections`), adjusted for ``one_stage``.
 
     # NOTE(paper Table 2): the one-stage baseline sees all the data the three ActVLP stages see,
     # so it gets Stage III's hyperparameters with max_steps = stage1 + stage2 + stage3 steps and
     # the longest max_length of the three (knowledge dialogues need Stage I's).
     """
-    if run.stage == "base":
+    stage = STAGES[run.stage]
+    if not stage.is_training:
         raise ValueError(f"{run.name} is a model build, not a training run")
-    cfg: TrainConfig = getattr(params, SECTION[run.stage])
-    if run.stage == "one_stage":
-        secs = (params.stage1, params.stage2, params.stage3)
+    cfg: TrainConfig = getattr(params, stage.section)
+    if len(stage.sections) > 1:  # one_stage: the steps of all its sections, the longest length
+        secs = [getattr(params, s) for s in stage.sections]
         cfg = dataclasses.replace(
             cfg, max_steps=sum(s.max_steps for s in secs), max_length=max(s.max_length for s in secs)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -159,8 +160,13 @@ def test_reference_scorer():
 
 
 # -------------------------------------------------------------------------------- knowledge
+def _data_cfg(section: str, **kw):
+    """The ``data.<section>`` config of params.yaml with the fields ``kw`` replaced."""
+    return dataclasses.replace(getattr(config.load().data, section), **kw)
+
+
 def _kcfg(**kw):
-    return config.KnowledgeDataConfig(**{"eval_per_category": 4, **kw})
+    return _data_cfg("knowledge", **{"eval_per_category": 4, **kw})
 
 
 def test_knowledge_from_the_minetest_registry(registry):
@@ -270,7 +276,7 @@ def test_vqa_and_grounding_references_accept_their_answers():
 
     from jvla.data.vision import samples_for_frame, vqa_items
 
-    cfg_v, cfg_g = config.VisionDataConfig(), config.GroundingDataConfig()
+    cfg_v, cfg_g = _data_cfg("vision"), _data_cfg("grounding")
     items = vqa_items(_annotation(), random.Random(0))
     by_q = {it["questions"][0]: it for it in items}
     assert by_q["Are there any hostile mobs in the picture?"]["answers"] == ["yes"]
@@ -313,7 +319,7 @@ def test_fake_capture_is_deterministic(space):
     from jvla.envs.fake import FakeEnv
     from jvla.envs.tasks import load_tasks
 
-    cfg = config.CaptureConfig(scenes=3, frames_per_scene=2, steps_between=2, settle_steps=1)
+    cfg = _data_cfg("capture", scenes=3, frames_per_scene=2, steps_between=2, settle_steps=1)
     tasks = load_tasks()
     runs = [
         [(i.tobytes(), a) for i, a in capture(FakeEnv(width=96, height=54), cfg, space, 5, tasks)]
@@ -328,7 +334,7 @@ def test_fake_capture_points_hit_the_target(params, space):
     from jvla.envs.tasks import load_tasks
 
     tasks = load_tasks()
-    cfg = config.CaptureConfig(scenes=4, frames_per_scene=3, steps_between=2, settle_steps=1)
+    cfg = _data_cfg("capture", scenes=4, frames_per_scene=3, steps_between=2, settle_steps=1)
     env = FakeEnv(width=160, height=90, seed=0)
     hits = 0
     for img, ann in capture(env, cfg, space, seed=0, tasks=tasks):
@@ -602,7 +608,7 @@ def test_vlp_loader_on_a_local_fixture(tmp_path):
     )
     assert source_of(g[0])["label"] == "oak_planks"
     assert [s["id"] for s in iter_vlp(tmp_path, "knowledge", "eval")] == ["qa-v"]
-    dds = build(config.ReleasedDataConfig(vlp=str(tmp_path)), tmp_path / "out")
+    dds = build(_data_cfg("released", vlp=str(tmp_path)), tmp_path / "out")
     assert len(dds["vlp_vision"]["train"]) == 1 and len(dds["vlp_knowledge"]["train"]) == 1
 
 

@@ -23,7 +23,7 @@ pytestmark = [
 def test_projected_boxes_cover_the_rendered_blocks(params, space):
     """Gold blocks placed at known offsets: their projected boxes are gold in the frame."""
     from jvla.data.frames import annotate
-    from jvla.envs import make_env
+    from jvla.envs.factory import make_env
     from jvla.envs.tasks import parse_task
 
     task = parse_task(

@@ -53,7 +53,7 @@ def test_category_average_is_over_all_tasks():
 
 
 def expert_policy(space):
-    return ExpertPolicy(lambda task: FakeExpert(space))
+    return ExpertPolicy(space, lambda task: FakeExpert(space))
 
 
 class RandomPolicy:
@@ -200,7 +200,7 @@ SLOW_EVAL = textwrap.dedent(
 
     def policy():
         space = ActionSpace.from_config(config.load().action)
-        return ExpertPolicy(lambda t: FakeExpert(space))
+        return ExpertPolicy(space, lambda t: FakeExpert(space))
 
     if __name__ == "__main__":
         tasks = [parse_task({"name": n, "category": "mine", "key": "k", "instruction": "i",
@@ -326,7 +326,7 @@ def test_a_policy_that_fails_to_build_closes_the_started_games(tmp_path):
 def test_recorded_episodes_are_kept_only_under_the_same_model_and_params(tmp_path, params):
     import dataclasses
 
-    from jvla.evaluation import _keep_or_clear, fingerprint
+    from jvla.evaluation.settings import _keep_or_clear, fingerprint
 
     model = tmp_path / "model"
     model.mkdir()
@@ -351,3 +351,30 @@ def test_recorded_episodes_are_kept_only_under_the_same_model_and_params(tmp_pat
         (out / "episodes.jsonl").write_text('{"episode": 0}\n')
         _keep_or_clear(out, new)
         assert not (out / "episodes.jsonl").exists(), "stale episodes are never reused"
+
+
+def test_the_fingerprint_follows_the_code_the_evaluation_runs(tmp_path, params):
+    """Editing the policy loop (even a comment) re-evaluates; editing a report module does not."""
+    import shutil
+
+    from jvla.evaluation.settings import fingerprint
+    from jvla.paths import PROJECT_ROOT
+
+    for d in ("jvla", "notebooks", "tasks"):
+        shutil.copytree(PROJECT_ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("__pycache__"))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights")
+    fp = fingerprint(params, "main_actvlp", model, root=tmp_path)
+    assert fp["code_sha256"] == fingerprint(params, "main_actvlp", model)["code_sha256"], "copy = original"
+    with open(tmp_path / "jvla" / "report" / "tables.py", "a") as f:
+        f.write("\n# a comment in a report module\n")
+    assert fingerprint(params, "main_actvlp", model, root=tmp_path) == fp, (
+        "report code is not evaluation code"
+    )
+    for module in ("agent/policy.py", "rollout.py", "stats.py"):
+        with open(tmp_path / "jvla" / module, "a") as f:
+            f.write("\n# a comment\n")
+        new = fingerprint(params, "main_actvlp", model, root=tmp_path)
+        assert new["code_sha256"] != fp["code_sha256"], f"editing jvla/{module} must re-evaluate"
+        fp = new

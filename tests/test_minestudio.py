@@ -13,20 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jvla.envs import make_env
 from jvla.envs.base import BackendUnavailable, check_info
-from jvla.envs.minestudio import (
-    MinestudioEnv,
+from jvla.envs.factory import make_env
+from jvla.envs.minestudio.env import MinestudioEnv, camera_config_kwargs, map_info, to_minestudio_action
+from jvla.envs.minestudio.precheck import (
+    ENGINE_JAR,
     find_problems,
-    map_info,
+    java_major_version,
     precheck,
     resolve_minestudio_dir,
-    to_minestudio_action,
-    translate_task,
 )
-from jvla.envs.minestudio.env import camera_config_kwargs
-from jvla.envs.minestudio.precheck import ENGINE_JAR, java_major_version
-from jvla.envs.minestudio.translate import FACE_SOUTH, inventory_slots, setup_op_commands
+from jvla.envs.minestudio.translate import FACE_SOUTH, inventory_slots, setup_op_commands, translate_task
 from jvla.envs.tasks import CATEGORIES, load_tasks, parse_task
 
 
@@ -349,7 +346,7 @@ def test_selecting_minestudio_fails_with_the_precheck_error_here(tmp_path, monke
 def test_importing_the_backend_does_not_import_minestudio():
     code = (
         "import sys, jvla, jvla.envs, jvla.envs.minestudio;"
-        "from jvla.envs.minestudio import MinestudioEnv;"
+        "from jvla.envs.minestudio.env import MinestudioEnv;"
         "print('minestudio' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

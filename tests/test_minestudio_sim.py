@@ -41,10 +41,24 @@ os.environ["MINESTUDIO_DIR"] = str(_ENGINE_ROOT)
 
 from jvla.actions import N_BUTTON_COMBINATIONS, AgentAction, CameraQuantizer  # noqa: E402
 from jvla.envs.base import EnvCrashed, check_info, check_obs  # noqa: E402
-from jvla.envs.minestudio import MinestudioEnv, build_callbacks, find_problems, translate_task  # noqa: E402
-from jvla.envs.minestudio.env import camera_config_kwargs, new_minecraft_sim, numpy2_aliases  # noqa: E402
-from jvla.envs.minestudio.precheck import ENGINE_JAR, resolve_minestudio_dir  # noqa: E402
-from jvla.envs.minestudio.translate import FACE_SOUTH, GUI_AIM_PITCH, GUI_BLOCK_OFFSET  # noqa: E402
+from jvla.envs.minestudio.env import (  # noqa: E402
+    MinestudioEnv,  # noqa: E402
+    camera_config_kwargs,
+    new_minecraft_sim,
+    numpy2_aliases,
+)
+from jvla.envs.minestudio.precheck import (  # noqa: E402
+    ENGINE_JAR,
+    find_problems,  # noqa: E402
+    resolve_minestudio_dir,
+)
+from jvla.envs.minestudio.translate import (  # noqa: E402  # noqa: E402
+    FACE_SOUTH,
+    GUI_AIM_PITCH,
+    GUI_BLOCK_OFFSET,
+    build_callbacks,
+    translate_task,
+)
 from jvla.envs.tasks import load_tasks, parse_task  # noqa: E402
 
 pytestmark = pytest.mark.minestudio

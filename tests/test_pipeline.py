@@ -4,8 +4,7 @@ from a fixture, and the smoke `dvc repro` of the whole pipeline in a temporary c
 from __future__ import annotations
 
 import ast
-import importlib
-import inspect
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ import nbformat
 import pytest
 import yaml
 
-from jvla import config, pipeline
+from jvla import closure, config, pipeline, stages
 from jvla.envs.minetest.launcher import binaries_available
 from jvla.paths import PROJECT_ROOT
 
@@ -55,41 +54,91 @@ def test_every_stage_has_its_notebook_params_and_results_folder():
                     node = node[part]
 
 
-def _imported_modules(path: Path) -> set[str]:
-    """Source files (repo-relative) of the ``jvla`` names a notebook imports directly.
-
-    ``from jvla.pkg import name`` counts the module that defines ``name`` (a submodule, or the
-    file of a function/class); ``jvla.paths`` is left out: it only names the repository's folders.
-    """
-    nb = nbformat.read(path, as_version=4)
-    found: set[str] = set()
-    for cell in (c for c in nb.cells if c.cell_type == "code"):
-        for node in ast.walk(ast.parse(cell.source)):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("jvla"):
-                mod = importlib.import_module(node.module)
-                for alias in node.names:
-                    obj = getattr(mod, alias.name, None)
-                    if obj is None:  # a submodule not yet imported by its package
-                        obj = importlib.import_module(f"{node.module}.{alias.name}")
-                    if not (inspect.ismodule(obj) or inspect.isfunction(obj) or inspect.isclass(obj)):
-                        obj = mod  # a constant: its module
-                    found.add(inspect.getsourcefile(obj))
-            elif isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name.startswith("jvla"):
-                        found.add(inspect.getsourcefile(importlib.import_module(alias.name)))
-    rel = {Path(f).resolve().relative_to(PROJECT_ROOT).as_posix() for f in found}
-    return rel - {"jvla/paths.py"}
+def _code_deps(body: dict) -> list[str]:
+    return [d for d in body.get("deps", []) if d.startswith("jvla/")]
 
 
-def test_every_stage_lists_the_jvla_modules_its_notebook_imports():
-    missing = {}
+def test_every_stage_depends_on_exactly_the_code_its_notebook_can_run():
+    """A stage's code deps are the import closure of its notebook and of the notebook runner, file
+    by file (jvla.closure), after the notebook itself; ``tasks`` iff that code reads the task YAMLs."""
     for name, stage in DVC["stages"].items():
-        deps = stage.get("do", stage).get("deps", [])
-        for m in sorted(_imported_modules(PROJECT_ROOT / _stage_notebook(stage))):
-            if not any(m == d or m.startswith(d.rstrip("/") + "/") for d in deps):
-                missing.setdefault(name, []).append(m)
-    assert not missing, f"modules imported by a stage's notebook but not in its deps: {missing}"
+        body = stage.get("do", stage)
+        nb = _stage_notebook(stage)
+        modules = [*closure.notebook_modules(PROJECT_ROOT / nb), stages.NOTEBOOK_RUNNER]
+        assert body["deps"][0] == nb, f"stage {name}: its notebook comes first"
+        assert _code_deps(body) == closure.source_files(modules), f"stage {name}: code deps != import closure"
+        reads_tasks = "TASKS_DIR" in closure.imported_names(modules, "jvla.paths")
+        assert ("tasks" in body["deps"]) == reads_tasks, f"stage {name}: tasks dep"
+
+
+def test_notebooks_import_reporting_only_from_their_own_stage():
+    """Touching one stage's report code reruns only that stage: the paper tables and figures are
+    code of the tables and figures stages alone, a training run's report of the training stages."""
+    shared = {
+        "jvla/report/tables.py",
+        "jvla/report/figures.py",
+        "jvla/report/paper.py",
+        "jvla/report/readme.py",
+    }
+    for name, stage in DVC["stages"].items():
+        code = set(_code_deps(stage.get("do", stage)))
+        if name not in ("tables", "figures"):
+            assert not code & shared, f"stage {name} depends on {sorted(code & shared)}"
+        if name not in stages.TRAIN_STAGES:
+            assert "jvla/report/training.py" not in code, f"stage {name} depends on the training report"
+    base = set(_code_deps(DVC["stages"]["base"]["do"]))
+    assert {"jvla/action_tokenizer.py", "jvla/actions.py", "jvla/data/schema.py"} <= base, "the vocabulary"
+    assert "jvla/models.py" in _code_deps(DVC["stages"]["evaluate"]["do"])
+
+
+def test_dvc_stages_are_the_stage_table():
+    assert list(DVC["stages"]) == [s.name for s in stages.TABLE]
+    assert len(set(stages.STAGES)) == len(stages.TABLE)
+    for s in stages.TABLE:
+        body = DVC["stages"][s.name]
+        assert ("foreach" in body) == (s.foreach is not None)
+        body = body.get("do", body)
+        assert body["params"] == list(s.all_params())
+        assert body["deps"][len(body["deps"]) - len(s.deps) :] == list(s.deps), s.name
+        if s.is_training:
+            assert {"training", *s.sections} <= set(body["params"]), s.name
+    assert set(pipeline.graph(config.load())["runs"]) == set(stages.RUN_STAGES)
+
+
+def test_a_new_row_of_the_stage_table_becomes_a_dvc_stage():
+    """The generator reads the table: a row added to it is a stage with its notebook's closure."""
+    extra = stages.Stage(
+        "probe",
+        "notebooks/09_tables.ipynb",
+        "a probe",
+        params=("report",),
+        deps=("results/evaluate",),
+        outs=({"results/probe": {"cache": False}},),
+    )
+    g = pipeline.graph(config.load())
+    dvc = yaml.safe_load(pipeline.render_dvc(g, table=(*stages.TABLE, extra)))
+    assert list(dvc["stages"])[-1] == "probe"
+    probe = dvc["stages"]["probe"]
+    tables = DVC["stages"]["tables"]["deps"]
+    assert probe["deps"] == [*tables[: len(tables) - len(stages.STAGES["tables"].deps)], "results/evaluate"]
+    assert probe["cmd"] == "${nb} notebooks/09_tables.ipynb results/probe/09_tables.ipynb"
+
+
+def test_stage_kinds_are_written_out_only_in_the_stage_table():
+    """No module that reads stage kinds keeps its own list of them (they come from jvla.stages)."""
+    names = set(stages.STAGES)
+    readers = ["jvla/training/runner.py", "jvla/variants.py", "jvla/pipeline.py", "jvla/report/results.py"]
+    for rel in readers:
+        for node in ast.walk(ast.parse((PROJECT_ROOT / rel).read_text())):
+            items = node.keys if isinstance(node, ast.Dict) else getattr(node, "elts", None)
+            if isinstance(node, ast.Tuple | ast.List | ast.Set | ast.Dict) and items:
+                kinds = {n.value for n in items if isinstance(n, ast.Constant) and n.value in names}
+                assert len(kinds) < 2, f"{rel}:{node.lineno} lists stage kinds {sorted(kinds)}"
+    from jvla.report import results
+    from jvla.training import runner
+
+    assert {s.name: s.trainable for s in stages.TABLE if s.trainable} == runner.TRAINABLE
+    assert results.TRAIN_STAGES == stages.TRAIN_STAGES
 
 
 def test_every_notebook_is_used_by_a_stage():
@@ -193,6 +242,83 @@ def _copy_repo(dst: Path) -> None:
         if src.is_file() and not f.decode().startswith("results/"):
             (dst / f.decode()).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / f.decode())
+
+
+def _placeholders(repo: Path) -> list[str]:
+    """Create an empty stand-in for every output and dependency of the pipeline in ``repo`` that
+    does not exist (a file where the path has a suffix, else a folder holding one file); return
+    the addresses of its stages (``name`` or ``name@key``)."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    with contextlib.chdir(repo), Repo(".") as r:
+        found = list(r.index.stages)
+        paths = [o.fs_path for s in found for o in s.outs]
+        paths += [d.fs_path for s in found for d in s.deps if not isinstance(d, ParamsDependency)]
+        names = [s.addressing for s in found]
+    for f in map(Path, paths):
+        if f.suffix and not f.exists():
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text("")
+        elif not f.exists():
+            f.mkdir(parents=True)
+            (f / "placeholder").write_text("")
+    return names
+
+
+@pytest.fixture(scope="module")
+def committed_copy(tmp_path_factory):
+    """A copy of the repository whose every stage is recorded in dvc.lock as up to date, over
+    placeholder outputs (``dvc commit``, smoke profile): ``(repo, run, stage addresses)``."""
+    repo = tmp_path_factory.mktemp("status") / "repo"
+    repo.mkdir()
+    _copy_repo(repo)
+    (repo / "dvc.lock").unlink(missing_ok=True)
+    p = repo / "params.yaml"
+    p.write_text(p.read_text().replace("\nprofile: default", "\nprofile: smoke", 1))
+    env = dict(
+        os.environ,
+        DVC_NO_ANALYTICS="1",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
+    env.pop("JVLA_ROOT", None)
+    run = lambda *a: subprocess.run(a, cwd=repo, env=env, check=True, capture_output=True, text=True)  # noqa: E731
+    run("git", "init", "-q")
+    run("dvc", "config", "--local", "core.no_scm", "true")
+    names = _placeholders(repo)
+    run("dvc", "commit", "--force", "--quiet")
+    assert json.loads(run("dvc", "status", "--json").stdout) == {}, "every stage up to date after commit"
+    return repo, run, names
+
+
+@pytest.mark.slow
+def test_touching_a_module_changes_exactly_the_stages_that_can_run_it(committed_copy):
+    """Append a comment to modules of different reach; ``dvc status`` must report each among the
+    changed deps of exactly the stages (every item) whose notebook's import closure contains it."""
+    repo, run, names = committed_copy
+    closures = {
+        s.name: set(closure.source_files([*closure.notebook_modules(repo / s.notebook, repo),
+                                          stages.NOTEBOOK_RUNNER], repo))
+        for s in stages.TABLE
+    }  # fmt: skip
+    evaluate_only = sorted(
+        closures["evaluate"] - set().union(*(c for n, c in closures.items() if n != "evaluate"))
+    )
+    probes = ["jvla/report/tables.py", "jvla/report/training.py", evaluate_only[0]]
+    for f in probes:
+        with open(repo / f, "a") as fh:
+            fh.write("# touched\n")
+    status = json.loads(run("dvc", "status", "--json").stdout)
+    for f in probes:
+        changed = {
+            name
+            for name, entries in status.items()
+            for e in entries
+            if isinstance(e, dict) and f in e.get("changed deps", {})
+        }
+        expected = {a for a in names if f in closures[a.split("@")[0]]}
+        assert expected, f"{f} is in no stage's closure"
+        assert changed == expected, f"{f}: dvc status {sorted(changed)} != closure {sorted(expected)}"
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import synthetic  # noqa: E402  (tests/synthetic.py: test data)
 from safetensors.torch import load_file  # noqa: E402
 
 from jvla import config, models, variants  # noqa: E402
@@ -33,7 +34,7 @@ def tiny_dir(tmp_path_factory, params, backbone):
 def data(params):
     """Small synthetic datasets of each kind (history up to 2, chunk 2 for trajectories)."""
     out = {
-        k: store.to_dataset(T.synthetic_samples(k, 16, params, seed=i, history=2, chunk=2))
+        k: store.to_dataset(synthetic.synthetic_samples(k, 16, params, seed=i, history=2, chunk=2))
         for i, k in enumerate(KINDS)
     }
     return out
@@ -299,7 +300,12 @@ def test_sft_config_maps_the_paper_hyperparameters(tmp_path):
 
 def test_run_named_builds_and_chains_runs(tmp_path, params, data, capsys):
     p = dataclasses.replace(
-        config.load(profile="smoke"), variants={"il": config.VariantConfig(post_training="none")}
+        config.load(profile="smoke"),
+        variants={
+            "il": config.VariantConfig(
+                backbone="qwen2_vl", post_training="none", stage3=True, apt_chunk=1, ft_chunk=1
+            )
+        },
     )
     root = tmp_path / "data"
     store.save(
@@ -323,7 +329,7 @@ def test_tiny_model_learns_colour_to_action(tmp_path_factory, tmp_path, params, 
     """Stage III from the random-init tiny model: frame colour -> action tokens, >= 90 % exact."""
     t0 = time.process_time()
     parent = tiny_dir(tmp_path_factory, params, "qwen2_vl")
-    train = store.to_dataset(T.synthetic_samples("trajectory", 256, params, seed=0))
+    train = store.to_dataset(synthetic.synthetic_samples("trajectory", 256, params, seed=0))
     cfg = dataclasses.replace(
         params.stage3, max_steps=100, warmup_steps=10, save_steps=1000, logging_steps=50, dataloader_workers=0
     )  # all CPU time in this process, for the budget check
@@ -331,8 +337,8 @@ def test_tiny_model_learns_colour_to_action(tmp_path_factory, tmp_path, params, 
     model, processor = models.load(res.model_dir, params)
     model.eval()
     tok = ActionTokenizer.from_tokenizer(processor.tokenizer, space)
-    actions = T.colour_actions(space)
-    test = T.synthetic_samples("trajectory", 48, params, seed=123)
+    actions = synthetic.colour_actions(space)
+    test = synthetic.synthetic_samples("trajectory", 48, params, seed=123)
     msgs = []
     for s in test:
         m, images = to_messages(s)[:-1], iter(decode_images(s))

@@ -109,7 +109,7 @@ def test_train_config_of_runs(params, runs):
 
 def test_variant_config_validation():
     with pytest.raises(ConfigError, match="stage3"):
-        VariantConfig(post_training="one_stage", stage3=True)
+        VariantConfig(backbone="qwen2_vl", post_training="one_stage", stage3=True, apt_chunk=1, ft_chunk=1)
     with pytest.raises(ConfigError, match="post_training"):
         config.load(overrides={"variants": {"raw": {"post_training": "everything"}}})
     with pytest.raises(ConfigError, match="apt_chunk"):
@@ -118,7 +118,9 @@ def test_variant_config_validation():
 
 def test_a_new_variant_reuses_existing_runs(params):
     v = dict(params.variants)
-    v["vision_c3"] = VariantConfig(post_training="vision", apt_chunk=3, ft_chunk=3)
+    v["vision_c3"] = VariantConfig(
+        backbone="qwen2_vl", post_training="vision", stage3=True, apt_chunk=3, ft_chunk=3
+    )
     runs = variants.expand(v)
     assert "post/qwen2_vl/vision" in runs and "stage3/qwen2_vl/vision/c3" in runs
     assert len(runs) == len(variants.expand(params.variants)) + 2  # its Stage III and its fine-tune

@@ -64,12 +64,12 @@ def save_frames(pairs: Iterable[tuple[Any, dict]], out_dir: str | Path, scale: f
 
 
 def tasks_for(env: Any, params: Params):
-    """The tasks the trajectories cover: the backend's suite (all tasks for a FakeEnv)."""
-    from jvla.envs.fake import FakeEnv
+    """The tasks the trajectories cover: the backend's suite (all tasks in a synthetic world)."""
+    from jvla.envs.base import SyntheticWorld
     from jvla.envs.tasks import load_tasks
 
     names = params.data.trajectories.tasks or None
-    if isinstance(env, FakeEnv):
+    if isinstance(env, SyntheticWorld):
         return load_tasks(names=names)
     backend = params.env.backend
     return load_tasks(suite=backend if backend == "minetest" else "paper", backend=backend, names=names)
@@ -86,7 +86,7 @@ def build_all(
     """Generate the datasets of ``kinds`` into ``out_dir`` and write their cards.
 
     Args:
-        env_factory: builds the env (default :func:`jvla.envs.make_env`); called once, closed at
+        env_factory: builds the env (default :func:`jvla.envs.factory.make_env`); called once, closed at
             the end. Knowledge needs its ``dump_registry()`` unless ``registry`` is given.
         results_dir: where the cards go (default ``results/data``).
         registry: a registry dump to use instead of the env's (tests, FakeEnv).
@@ -100,6 +100,7 @@ def build_all(
     from jvla.actions import ActionSpace
     from jvla.data import knowledge, trajectories, vision
     from jvla.data.cards import describe, write_card
+    from jvla.envs.base import Registry
     from jvla.paths import stage_dir
 
     kinds = set(kinds)
@@ -122,7 +123,7 @@ def build_all(
     )
     if need_env:
         if env_factory is None:
-            from jvla.envs import make_env
+            from jvla.envs.factory import make_env
 
             env_factory = lambda: make_env(params)  # noqa: E731
         env = env_factory()
@@ -134,7 +135,7 @@ def build_all(
         if "knowledge" in kinds:
             t0 = time.monotonic()
             if d.knowledge.source == "minetest" and registry is None:
-                if hasattr(env, "dump_registry"):
+                if isinstance(env, Registry):
                     registry = env.dump_registry()
                 elif (out / "registry.json").exists():  # e.g. a FakeEnv run after a game run
                     registry = json.loads((out / "registry.json").read_text())
@@ -178,9 +179,12 @@ def build_all(
             t0 = time.monotonic()
             tasks = tasks_for(env, params)
             expert_stats: dict[str, Any] = {}
+            # the game started above is handed over (the rollout core closes it) and replaced by
+            # a fresh one from env_factory if it crashes
             rows = trajectories.record_episodes(
-                env, tasks, d.trajectories, space, seed, d.image_scale, d.jpeg_quality, expert_stats
-            )
+                env_factory, tasks, d.trajectories, space, seed, d.image_scale, d.jpeg_quality,
+                expert_stats, envs=[env],
+            )  # fmt: skip
             episodes = trajectories.save_episodes(rows, out / "episodes")
             wall["episodes"] = time.monotonic() - t0
             summ = trajectories.summary(episodes, d.trajectories.eval_fraction, seed)

@@ -21,8 +21,8 @@ them), projected with the camera pose and FOV; a box partly covered by nearer re
 gets its ``point`` moved to an uncovered part and ``visible`` < 1. Terrain is not reported, so
 occlusion by terrain relies on the bridge's centre ray only.
 
-Capture works with :class:`jvla.envs.fake.FakeEnv` too (its target square is the one object),
-which keeps the whole data path testable without the game.
+Capture works with :class:`jvla.envs.fake.FakeEnv` too (a :class:`~jvla.envs.base.SyntheticWorld`:
+its target square is the one object), which keeps the whole data path testable without the game.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from jvla.data.geometry import Camera, box_area, clip_box, visible_fraction, visible_point
+from jvla.data.geometry import Camera, clip_box, visible_fraction, visible_point
 from jvla.envs.tasks import Task, parse_task
 
 log = logging.getLogger(__name__)
@@ -267,56 +267,6 @@ def annotate(state: dict, scene: str, step: int) -> dict:
     }
 
 
-def annotate_fake(env, scene: str, step: int) -> dict:
-    """The annotation of one :class:`~jvla.envs.fake.FakeEnv` frame (its target square)."""
-    w, h = env.width, env.height
-    task = env.task
-    objs = []
-    if abs(env.offset) < env.fov / 2:
-        cx = int(round((env.offset / env.fov + 0.5) * (w - 1)))
-        half = max(2, w // 16)
-        box = clip_box((max(0, cx - half), h // 2 - half, cx + half, h // 2 + half), w, h)
-        if box is not None and box_area(box) > 0:
-            name = task.reward.objects[0]
-            kind = "mob" if task.category == "kill" else "block"
-            objs.append(
-                {
-                    "name": name,
-                    "kind": kind,
-                    "hostile": (name in HOSTILE) if kind == "mob" else None,
-                    "box": list(box),
-                    "point": [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2],
-                    "depth": 3.0,
-                    "visible": 1.0,
-                }
-            )
-    inv = {s.item: s.count for s in task.init_inventory}
-    hotbar = [["", 0]] * 8
-    for s in task.init_inventory:
-        if s.slot is not None and s.slot < 8:
-            hotbar[s.slot] = [s.item, s.count]
-    return {
-        "scene": scene,
-        "step": step,
-        "width": w,
-        "height": h,
-        "backend": "fake",
-        "gui": "inventory" if env.info["is_gui_open"] else "",
-        "time_of_day": 0.5,
-        "weather": "clear",
-        "biome": None,
-        "hp": 20.0,
-        "hp_max": 20.0,
-        "selected": 0,
-        "wielded": hotbar[0][0],
-        "hotbar": hotbar,
-        "inventory": inv,
-        "pointed": None,
-        "objects": objs,
-        "gui_items": [],
-    }
-
-
 def _look_action(space, rng: random.Random, gui: bool, pitch_deg: float) -> dict:
     a = space.null_env_action()
     dyaw = rng.uniform(-10, 10)
@@ -334,26 +284,27 @@ def capture(
 ) -> Iterator[tuple[np.ndarray, dict]]:
     """Yield ``(frame, annotation)`` for ``cfg.scenes`` scenes x ``cfg.frames_per_scene`` frames.
 
-    ``cfg`` is a :class:`jvla.config.CaptureConfig`. With a FakeEnv the scenes cycle through
-    ``tasks`` (generated scenes mean nothing to it)."""
-    from jvla.envs.fake import FakeEnv
+    ``cfg`` is a :class:`jvla.config.CaptureConfig`. In a :class:`~jvla.envs.base.SyntheticWorld`
+    (the fake env) the scenes cycle through ``tasks`` (generated scenes mean nothing to it) and the
+    env annotates its own frames."""
+    from jvla.envs.base import SyntheticWorld
 
-    fake = isinstance(env, FakeEnv)
+    fake = isinstance(env, SyntheticWorld)
     rng = random.Random(seed)
     for i in range(cfg.scenes):
         name = f"scene-{i:04d}"
         task = tasks[i % len(tasks)] if fake else scene_task(i, rng, cfg.gui_fraction)
         env.reset(task, seed=seed * 100003 + i)
         a = space.null_env_action()
-        if fake:  # start near the target (FakeEnv turns by any yaw in one step)
-            a["camera"] = np.array([0.0, env.offset + rng.uniform(-15, 15)])
+        if fake:  # start near the target (the fake env turns by any yaw in one step)
+            a["camera"] = np.array([0.0, env.target_offset() + rng.uniform(-15, 15)])
         else:  # start with the arena ahead, looking slightly down at the placed blocks
             a["camera"] = np.array([rng.uniform(5, 15), rng.uniform(-10, 10)])
         env.step(a)
         pitch = 0.0
         steps = 0
         for _ in range(cfg.frames_per_scene):
-            gui = bool(env.privileged_state().get("gui_open")) if not fake else env.info["is_gui_open"]
+            gui = bool(env.privileged_state().get("gui_open"))
             for _ in range(cfg.steps_between):
                 a = _look_action(space, rng, gui, pitch)
                 pitch += float(a["camera"][0])
@@ -374,7 +325,7 @@ def capture(
                     break
                 prev = img
             if fake:
-                ann = annotate_fake(env, name, steps)
+                ann = env.annotation(name, steps)
             else:
                 st = env.privileged_state()
                 pitch = math.degrees(float(st.get("pitch") or 0.0))

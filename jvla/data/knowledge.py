@@ -2,8 +2,9 @@
 
 Each fact of the KB yields one or more *QA items*: a category (Table 5's where the game has
 them: ``craft``, ``plant``, ``mobs``, ``kill``, ``enchant``, ``biomes``; plus ``mine``,
-``smelt``, ``food`` that the registries describe well), several paraphrased question templates,
-one answer, and a machine-checkable reference (:mod:`jvla.data.reference`). Items carry a
+``smelt``, ``food`` that the registries describe well), several paraphrased questions, one
+answer, and a machine-checkable reference (:mod:`jvla.data.reference`). The question templates
+are data, ``templates/knowledge.yaml``, filled by :mod:`jvla.data.templates`. Items carry a
 *group*, the KB record they come from (a recipe's output, a mob, a block); all items of a group
 land in the same split, so no fact leaks between train and eval.
 
@@ -21,11 +22,12 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jvla.data import templates
 from jvla.data.kb import KB
 from jvla.data.schema import normalise
 
@@ -46,412 +48,91 @@ class QAItem:
     ref: dict[str, Any] = field(default_factory=dict)  # match rule (see jvla.data.reference)
 
 
-def _and(names: Iterable[str]) -> str:
-    names = list(names)
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
 def _an(word: str) -> str:
     return ("an " if word[:1].lower() in "aeiou" else "a ") + word
 
 
+def _facts(kb: KB) -> Iterator[dict[str, Any]]:
+    """Every fact of ``kb`` (its ``kind``, the ``group`` of the KB record it belongs to, and the
+    fields the templates of ``templates/knowledge.yaml`` read), in a deterministic order."""
+    for r in kb.recipes:
+        rows = [" | ".join(c or "empty" for c in row) for row in r.grid or ()]
+        yield {
+            "kind": "recipe",
+            "group": f"craft:{r.output}",
+            "item": r.output,
+            "a_item": _an(r.output),
+            "ingredients": [f"{n} {name}" for name, n in r.ingredients],
+            "count": r.count,
+            "rows": "; ".join(rows) if len(rows) > 1 else None,  # shaped, several rows
+        }
+    for inp, outp, t in kb.cooking:
+        yield {"kind": "cooking", "group": f"smelt:{inp}", "input": inp, "output": outp, "time": t}
+    for item, t in kb.fuels:
+        yield {"kind": "fuel", "group": f"fuel:{item}", "fuel": item, "burn": t}
+    for b in kb.blocks:
+        yield {
+            "kind": "block",
+            "group": f"mine:{b.name}",
+            "block": b.name,
+            "tool": b.tool,
+            "a_tool": b.tool and _an(b.tool),
+            "min_tool": b.min_tool,
+            "a_min_tool": b.min_tool and _an(b.min_tool),
+            "drops": b.drops,
+        }
+    for m in kb.mobs:
+        yield {
+            "kind": "mob",
+            "group": f"mob:{m.name}",
+            "mob": m.name,
+            "a_mob": _an(m.name),
+            "hostility": "hostile" if m.hostile else "passive",
+            "attacks": "yes" if m.hostile else "no",
+            "hp": m.hp,
+            "damage": m.damage,
+            "drops": m.drops,
+        }
+    for food, pts in kb.foods:
+        yield {"kind": "food", "group": f"food:{food}", "food": food, "edible": "yes", "points": pts}
+    for item in kb.plain_items[::7]:  # a sample of negatives, stable
+        yield {"kind": "inedible", "group": f"food:{item}", "food": item, "edible": "no"}
+    for c in kb.crops:
+        yield {
+            "kind": "crop",
+            "group": f"plant:{c.name}",
+            "crop": c.name,
+            "stages": c.stages,
+            "seed": c.seed,
+            "harvest": c.harvest,
+        }
+    for b in kb.biomes:
+        yield {
+            "kind": "biome",
+            "group": f"biome:{b.name}",
+            "biome": b.name,
+            "top": b.top,
+            "climate": b.climate,
+            "humidity": b.humidity,
+            "precipitation": b.precipitation,
+        }
+    for e in kb.enchantments:
+        yield {
+            "kind": "enchantment",
+            "group": f"enchant:{e.name}",
+            "enchantment": e.name,
+            "max_level": e.max_level,
+            "applies_to": e.applies_to,
+            "curse": "yes" if e.curse else "no",
+        }
+
+
 def items_of(kb: KB) -> list[QAItem]:
     """Every QA item of ``kb``, in a deterministic order."""
-    out: list[QAItem] = []
-    add = out.append
-    for r in kb.recipes:
-        g, x = f"craft:{r.output}", r.output
-        mats = _and(f"{n} {name}" for name, n in r.ingredients)
-        add(
-            QAItem(
-                g,
-                "craft",
-                (
-                    f"What materials are needed to craft {_an(x)}?",
-                    f"How do you craft {_an(x)}?",
-                    f"What is the recipe for {x}?",
-                    f"Which ingredients make {_an(x)} in the crafting grid?",
-                ),
-                f"{mats}.",
-                {"match": "keywords", "keywords": [f"{n} {name}" for name, n in r.ingredients]},
-            )
-        )
-        add(
-            QAItem(
-                g,
-                "craft",
-                (
-                    f"How many {x} do you get from one craft?",
-                    f"How many {x} does one recipe make?",
-                    f"If you craft {x} once, how many do you get?",
-                ),
-                f"{r.count}.",
-                {"match": "number"},
-            )
-        )
-        if r.grid and len(r.grid) > 1:
-            rows = "; ".join(" | ".join(c or "empty" for c in row) for row in r.grid)
-            add(
-                QAItem(
-                    g,
-                    "craft",
-                    (
-                        f"How are the materials arranged in the crafting grid to make {_an(x)}?",
-                        f"What is the crafting pattern of {x}?",
-                        f"Describe the grid layout for crafting {x}.",
-                    ),
-                    f"{rows}.",
-                    {"match": "exact"},
-                )
-            )
-    for inp, outp, t in kb.cooking:
-        g = f"smelt:{inp}"
-        add(
-            QAItem(
-                g,
-                "smelt",
-                (
-                    f"What do you get when you smelt {inp} in a furnace?",
-                    f"What does {inp} turn into in a furnace?",
-                    f"What is the result of cooking {inp}?",
-                ),
-                f"{outp}.",
-                {"match": "exact"},
-            )
-        )
-        add(
-            QAItem(
-                g,
-                "smelt",
-                (
-                    f"How do you make {outp}?",
-                    f"How can you obtain {outp} with a furnace?",
-                    f"Which item do you smelt to get {outp}?",
-                ),
-                f"Smelt {inp} in a furnace.",
-                {"match": "keywords", "keywords": [inp]},
-            )
-        )
-        if t:
-            add(
-                QAItem(
-                    g,
-                    "smelt",
-                    (
-                        f"How many seconds does it take to smelt {inp}?",
-                        f"How long does {inp} take to cook in a furnace?",
-                        f"What is the smelting time of {inp} in seconds?",
-                    ),
-                    f"{t:g} seconds.",
-                    {"match": "number"},
-                )
-            )
-    for item, t in kb.fuels:
-        add(
-            QAItem(
-                f"fuel:{item}",
-                "smelt",
-                (
-                    f"Can {item} be used as furnace fuel?",
-                    f"Will {item} burn in a furnace?",
-                    f"Is {item} a fuel?",
-                ),
-                f"Yes, it burns for {t:g} seconds.",
-                {"match": "yesno", "answers": ["yes"]},
-            )
-        )
-    for b in kb.blocks:
-        g, x = f"mine:{b.name}", b.name
-        if b.tool:
-            add(
-                QAItem(
-                    g,
-                    "mine",
-                    (
-                        f"What is the best tool for mining {x}?",
-                        f"Which tool should you use to dig {x}?",
-                        f"What tool breaks {x} fastest?",
-                    ),
-                    f"{_an(b.tool).capitalize()}.",
-                    {"match": "keywords", "keywords": [b.tool]},
-                )
-            )
-        if b.min_tool:
-            add(
-                QAItem(
-                    g,
-                    "mine",
-                    (
-                        f"What is the weakest tool that can mine {x}?",
-                        f"Which tool do you need at least to mine {x}?",
-                        f"What is the minimum tool required to harvest {x}?",
-                    ),
-                    f"{_an(b.min_tool).capitalize()}.",
-                    {"match": "keywords", "keywords": [b.min_tool]},
-                )
-            )
-        if b.drops:
-            add(
-                QAItem(
-                    g,
-                    "mine",
-                    (
-                        f"What do you get when you mine {x}?",
-                        f"What does {x} drop when it is broken?",
-                        f"Which item drops from {x}?",
-                    ),
-                    f"{_and(b.drops)}.",
-                    {"match": "keywords", "keywords": list(b.drops)},
-                )
-            )
-    for m in kb.mobs:
-        g, x = f"mob:{m.name}", m.name
-        add(
-            QAItem(
-                g,
-                "mobs",
-                (
-                    f"Is {_an(x)} hostile or passive?",
-                    f"Is the {x} a hostile mob?",
-                    f"What kind of mob is {_an(x)}?",
-                ),
-                "Hostile." if m.hostile else "Passive.",
-                {"match": "keywords", "keywords": ["hostile" if m.hostile else "passive"]},
-            )
-        )
-        add(
-            QAItem(
-                g,
-                "mobs",
-                (
-                    f"Will {_an(x)} attack the player?",
-                    f"Does {_an(x)} attack you?",
-                    f"Is {_an(x)} dangerous to the player?",
-                ),
-                "Yes." if m.hostile else "No.",
-                {"match": "yesno", "answers": ["yes" if m.hostile else "no"]},
-            )
-        )
-        if m.hp:
-            add(
-                QAItem(
-                    g,
-                    "mobs",
-                    (
-                        f"How many health points does {_an(x)} have?",
-                        f"What is the maximum health of {_an(x)}?",
-                        f"How much health does {_an(x)} have?",
-                    ),
-                    f"{m.hp:g} health points.",
-                    {"match": "number"},
-                )
-            )
-        if m.drops:
-            add(
-                QAItem(
-                    g,
-                    "kill",
-                    (
-                        f"What does {_an(x)} drop when killed?",
-                        f"What do you get from killing {_an(x)}?",
-                        f"Which items drop when {_an(x)} dies?",
-                    ),
-                    f"{_and(m.drops)}.",
-                    {"match": "keywords", "keywords": list(m.drops)},
-                )
-            )
-        if m.damage:
-            add(
-                QAItem(
-                    g,
-                    "kill",
-                    (
-                        f"How much damage does {_an(x)} deal per hit?",
-                        f"How many health points does {_an(x)} take per attack?",
-                        f"What is the attack damage of {_an(x)}?",
-                    ),
-                    f"{m.damage:g}.",
-                    {"match": "number"},
-                )
-            )
-    for food, pts in kb.foods:
-        g = f"food:{food}"
-        add(
-            QAItem(
-                g,
-                "food",
-                (f"Can you eat {food}?", f"Is {food} edible?", f"Is {food} food?"),
-                "Yes.",
-                {"match": "yesno", "answers": ["yes"]},
-            )
-        )
-        if pts:
-            add(
-                QAItem(
-                    g,
-                    "food",
-                    (
-                        f"How many hunger points does {food} restore?",
-                        f"How much food does eating {food} give?",
-                        f"How many food points is {food} worth?",
-                    ),
-                    f"{pts:g}.",
-                    {"match": "number"},
-                )
-            )
-    for item in kb.plain_items[::7]:  # a sample of negatives, stable
-        add(
-            QAItem(
-                f"food:{item}",
-                "food",
-                (f"Can you eat {item}?", f"Is {item} edible?", f"Is {item} food?"),
-                "No.",
-                {"match": "yesno", "answers": ["no"]},
-            )
-        )
-    for c in kb.crops:
-        g, x = f"plant:{c.name}", c.name
-        add(
-            QAItem(
-                g,
-                "plant",
-                (
-                    f"How many growth stages does {x} have?",
-                    f"In how many stages does {x} grow?",
-                    f"How many times does {x} change as it grows?",
-                ),
-                f"{c.stages}.",
-                {"match": "number"},
-            )
-        )
-        if c.seed:
-            add(
-                QAItem(
-                    g,
-                    "plant",
-                    (
-                        f"What do you plant to grow {x}?",
-                        f"Which seed grows into {x}?",
-                        f"How do you grow {x}?",
-                    ),
-                    f"{c.seed}.",
-                    {"match": "keywords", "keywords": [c.seed]},
-                )
-            )
-        if c.harvest:
-            add(
-                QAItem(
-                    g,
-                    "plant",
-                    (
-                        f"What does fully grown {x} drop?",
-                        f"What do you harvest from mature {x}?",
-                        f"Which items drop from ripe {x}?",
-                    ),
-                    f"{_and(c.harvest)}.",
-                    {"match": "keywords", "keywords": list(c.harvest)},
-                )
-            )
-    for b in kb.biomes:
-        g, x = f"biome:{b.name}", b.name
-        if b.top:
-            add(
-                QAItem(
-                    g,
-                    "biomes",
-                    (
-                        f"Which block covers the ground in the {x} biome?",
-                        f"What is the surface block of the {x} biome?",
-                        f"What is the top block of the {x} biome?",
-                    ),
-                    f"{b.top}.",
-                    {"match": "keywords", "keywords": [b.top]},
-                )
-            )
-        if b.climate:
-            add(
-                QAItem(
-                    g,
-                    "biomes",
-                    (
-                        f"Is the {x} biome hot, temperate or cold?",
-                        f"What is the climate of the {x} biome?",
-                        f"How warm is the {x} biome?",
-                    ),
-                    f"{b.climate.capitalize()}.",
-                    {"match": "keywords", "keywords": [b.climate]},
-                )
-            )
-        if b.humidity:
-            add(
-                QAItem(
-                    g,
-                    "biomes",
-                    (
-                        f"Is the {x} biome wet or dry?",
-                        f"How humid is the {x} biome?",
-                        f"What is the humidity of the {x} biome?",
-                    ),
-                    f"{b.humidity.capitalize()}.",
-                    {"match": "keywords", "keywords": [b.humidity]},
-                )
-            )
-        if b.precipitation:
-            add(
-                QAItem(
-                    g,
-                    "biomes",
-                    (
-                        f"What falls from the sky in the {x} biome?",
-                        f"Does it rain or snow in the {x} biome?",
-                        f"What precipitation does the {x} biome have?",
-                    ),
-                    f"{b.precipitation.capitalize()}.",
-                    {"match": "keywords", "keywords": [b.precipitation]},
-                )
-            )
-    for e in kb.enchantments:
-        g, x = f"enchant:{e.name}", e.name
-        add(
-            QAItem(
-                g,
-                "enchant",
-                (
-                    f"What is the maximum level of the {x} enchantment?",
-                    f"How high can {x} go?",
-                    f"What is the highest level of {x}?",
-                ),
-                f"{e.max_level}.",
-                {"match": "number"},
-            )
-        )
-        add(
-            QAItem(
-                g,
-                "enchant",
-                (
-                    f"Which items can be enchanted with {x}?",
-                    f"What can {x} be applied to?",
-                    f"{x} is an enchantment for what kind of item?",
-                ),
-                f"{e.applies_to.capitalize()}.",
-                {"match": "keywords", "keywords": [e.applies_to]},
-            )
-        )
-        add(
-            QAItem(
-                g,
-                "enchant",
-                (
-                    f"Is {x} a curse?",
-                    f"Is {x} a curse enchantment?",
-                    f"Is {x} harmful to the owner of the item?",
-                ),
-                "Yes." if e.curse else "No.",
-                {"match": "yesno", "answers": ["yes" if e.curse else "no"]},
-            )
-        )
-    return out
+    return [
+        QAItem(qa.fact["group"], qa.template.category, qa.questions, qa.answer, qa.ref)
+        for qa in templates.expand(templates.load("knowledge"), _facts(kb))
+    ]
 
 
 def _turn(role: str, text: str) -> dict:

@@ -2,7 +2,7 @@
 
 Two steps, so that the (history, chunk) layout is a cheap conversion, not a re-recording:
 
-1. :func:`record_episodes` rolls the experts out (:func:`jvla.experts.rollout`) and writes one
+1. :func:`record_episodes` rolls the experts out (:func:`jvla.rollout.run_episodes`) and writes one
    row per episode to the ``episodes`` dataset: ``frames`` (JPEG bytes, one per step, the frame
    the expert saw), ``actions`` (the action-token text of each step, one
    ``<|reserved_special_token_178|>...179|>`` segment), ``task``, ``instruction``, ``seed``,
@@ -29,10 +29,11 @@ with the first frame and the null action. Labels are ``["trajectory", <task>, "h
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,7 +114,7 @@ def assign_splits(meta: list[dict], fraction: float, seed: int) -> list[str]:
 
 
 def record_episodes(
-    env,
+    env_factory: Callable[[], Any],
     tasks: list[Task],
     cfg: TrajectoryDataConfig,
     space: ActionSpace,
@@ -121,60 +122,58 @@ def record_episodes(
     scale: float,
     quality: int,
     stats: dict[str, Any] | None = None,
+    envs: Sequence[Any] = (),
+    slots: int = 1,
 ) -> Iterator[dict]:
-    """Roll the experts out per :func:`episode_plan`; yield one ``episodes`` row per episode
-    (failed ones too when ``success_only`` is False).
+    """Roll the experts out per :func:`episode_plan` through the rollout core
+    (:func:`jvla.rollout.run_episodes`, the evaluation's crash handling); yield one ``episodes``
+    row per episode as it finishes (failed ones too when ``success_only`` is False).
 
-    ``stats`` (if given) is filled per task with ``episodes``, ``successes``, ``errors`` (expert
-    exceptions: the episode counts as failed and recording goes on) and ``wall_s``."""
-    import time
+    ``env_factory`` starts a game with scripted experts (:class:`~jvla.envs.base.ScriptedExperts`);
+    ``envs`` are games already started (handed over: closed at the end). The instruction of an
+    episode is drawn from ``Random(seed)`` of its seed; ``cfg.max_steps`` (if set) replaces the
+    tasks' step limits. ``stats`` (if given) is filled per task with ``episodes``, ``successes``,
+    ``errors`` (the expert raised, or every game attempt crashed: the episode is dropped and
+    recording goes on) and ``wall_s``."""
+    import dataclasses
 
-    from tqdm.auto import tqdm
-
-    from jvla.envs.base import EnvCrashed
-    from jvla.experts import make_expert, rollout
+    from jvla.rollout import EpisodeSpec, ExpertPolicy, run_episodes
 
     tok = token_strings(space)
-    by_name = {t.name: t for t in tasks}
+    plan = episode_plan(tasks, cfg, seed)
+    by_name = {t.name: dataclasses.replace(t, max_steps=cfg.max_steps) if cfg.max_steps else t for t in tasks}
+    specs = [EpisodeSpec(by_name[ep["task"]], i, ep["seed"]) for i, ep in enumerate(plan)]
     stats = stats if stats is not None else {}
-    for ep in tqdm(episode_plan(tasks, cfg, seed), desc="expert episodes", unit="ep"):
-        task = by_name[ep["task"]]
+    episodes = run_episodes(
+        specs, env_factory, functools.partial(ExpertPolicy, space), slots=slots, max_retries=3,
+        instruction=lambda spec: spec.task.sample_instruction(random.Random(spec.seed)), record="full",
+        envs=envs, desc="expert episodes",
+    )  # fmt: skip
+    for ep in episodes:
+        task, meta = ep.spec.task, plan[ep.spec.episode]
         st = stats.setdefault(task.name, {"episodes": 0, "successes": 0, "errors": 0, "wall_s": 0.0})
         st["episodes"] += 1
-        t0 = time.monotonic()
-        try:
-            traj = rollout(
-                env, task, make_expert(task, space), seed=ep["seed"], max_steps=cfg.max_steps or None
-            )
-        except EnvCrashed:
-            raise
-        except Exception as e:  # an expert bug must not lose the whole data stage
-            log.warning(
-                "expert %s seed %d raised %s: %s (episode dropped)",
-                task.name,
-                ep["seed"],
-                type(e).__name__,
-                e,
-            )
+        st["wall_s"] = round(st["wall_s"] + ep.wall_s, 1)
+        if ep.gave_up or ep.status != "ok":
+            why = ep.stats.get("error") or f"every game attempt crashed ({ep.infra_failures})"
+            log.warning("expert %s seed %d: %s (episode dropped)", task.name, ep.spec.seed, why)
             st["errors"] += 1
-            st["wall_s"] = round(st["wall_s"] + time.monotonic() - t0, 1)
             continue
-        st["wall_s"] = round(st["wall_s"] + time.monotonic() - t0, 1)
-        st["successes"] += int(traj.success)
-        if cfg.success_only and not traj.success:
+        st["successes"] += int(ep.success)
+        if cfg.success_only and not ep.success:
             continue
         yield {
-            "id": f"{task.name}-{ep['seed']}",
+            "id": f"{task.name}-{ep.spec.seed}",
             "task": task.name,
             "category": task.category,
-            "set": ep["set"],
+            "set": meta["set"],
             "split": "",  # assigned by assign_splits at build time
-            "instruction": traj.instruction,
-            "seed": ep["seed"],
-            "success": traj.success,
-            "steps": traj.steps,
-            "frames": [encode_frame(f, scale, quality) for f in traj.frames],
-            "actions": [tok.encode([a]) for a in traj.actions],
+            "instruction": ep.instruction,
+            "seed": ep.spec.seed,
+            "success": ep.success,
+            "steps": ep.steps,
+            "frames": [encode_frame(f, scale, quality) for f in ep.frames],
+            "actions": [tok.encode([a]) for a in ep.actions],
         }
     for name, st in stats.items():
         log.info(

@@ -5,7 +5,8 @@ Datasets (``DatasetDict`` train / eval, split **by scene**: frames of one scene 
 * ``vision``: train = one multi-turn VQA sample per frame (``vqa_per_frame`` questions over the
   image) plus a caption sample for ``caption_fraction`` of the frames; eval = single-question
   samples in the categories of Table 6 (``scene``: time / weather / biome; ``object``: mobs and
-  blocks in view; ``info``: health, hotbar, held item; ``inventory``: with a GUI open).
+  blocks in view; ``info``: health, hotbar, held item; ``inventory``: with a GUI open). The
+  question templates are data, ``templates/vqa.yaml``, filled by :mod:`jvla.data.templates`.
   # NOTE(paper Table 6): the ``ocr`` category is absent: Minetest's HUD and formspecs show no
   # instructions to read (only slot counts and GUI titles).
 * ``grounding``: train = one multi-turn sample per frame with ``queries_per_frame`` "point to X"
@@ -25,11 +26,14 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jvla.data import templates
 from jvla.data.grounding import grounding_samples
 from jvla.data.schema import normalise
+from jvla.data.templates import and_list
 
 if TYPE_CHECKING:
     from jvla.config import GroundingDataConfig, VisionDataConfig
@@ -69,261 +73,71 @@ def _plural(name: str, n: int) -> str:
     return IRREGULAR_PLURALS.get(s, s if s.endswith("s") else s + "s")
 
 
-def _list(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
 def _counted(c: Counter) -> str:
-    return _list([f"{n} {_plural(k, n)}" for k, n in sorted(c.items())])
+    return and_list([f"{n} {_plural(k, n)}" for k, n in sorted(c.items())])
 
 
-def _qa(category: str, questions: tuple[str, ...], answer: str, match: str, **ref) -> dict:
-    return {"category": category, "questions": questions, "answer": answer, "match": match, **ref}
+def _frame_facts(a: dict, rng: random.Random) -> Iterator[dict[str, Any]]:
+    """The facts of frame annotation ``a`` (each its ``kind`` and the fields the templates of
+    ``templates/vqa.yaml`` read), in a fixed order; the negatives (a block not in view, an item
+    not in the inventory) are drawn from ``rng``, in that order."""
+    tod = a.get("time_of_day")
+    if tod is not None and not (0.2 < tod < 0.25 or 0.75 < tod < 0.8):  # skip dawn / dusk
+        yield {"kind": "time", "time": "day" if 0.25 <= tod <= 0.75 else "night"}
+    if a.get("weather"):
+        yield {"kind": "weather", "weather": "rain" if a["weather"] == "rain" else "clear"}
+    if a.get("biome"):
+        yield {"kind": "biome", "biome": spaced(a["biome"])}
+    if not a.get("gui"):
+        mobs = Counter(o["name"] for o in a["objects"] if o["kind"] == "mob")
+        hostile_names = {o["name"] for o in a["objects"] if o.get("hostile")}
+        hostile = Counter({k: v for k, v in mobs.items() if k in hostile_names})
+        shown = hostile or mobs
+        yield {
+            "kind": "view",
+            "sighting": "hostile" if hostile else "passive" if mobs else "none",
+            "be": "is" if sum(shown.values()) == 1 else "are",
+            "mobs": _counted(shown) if shown else "",
+        }
+        for name, n in mobs.items():
+            yield {"kind": "mob", "mobs": _plural(name, 2), "count": n}
+        if mobs:
+            yield {"kind": "mobs", "mobs": _counted(mobs), "names": [spaced(k) for k in mobs]}
+        for name in sorted({o["name"] for o in a["objects"] if o["kind"] == "block"})[:3]:
+            yield {"kind": "block", "block": spaced(name), "view": "seen"}
+        seen_all = {o["name"] for o in a["objects"]}
+        neg = [b for b in NEGATIVE_BLOCKS if b not in seen_all and b not in a.get("near", ())]
+        if neg:
+            yield {"kind": "missing_block", "block": spaced(rng.choice(neg)), "view": "unseen"}
+        if a.get("pointed"):
+            yield {"kind": "pointed", "block": spaced(a["pointed"])}
+    if a.get("hp") is not None:
+        hp, hp_max = a["hp"], a.get("hp_max", 20)
+        yield {"kind": "health", "health": "full" if hp >= hp_max else "hurt", "hp": hp, "hp_max": hp_max}
+    if not a.get("gui") and a.get("hotbar"):
+        held = spaced(a.get("wielded") or "")
+        yield {
+            "kind": "hand",
+            "hand": "holding" if held else "empty",
+            "held": held or "nothing",
+            "slot": a["selected"] + 1,
+        }
+    if a.get("gui"):
+        yield {"kind": "screen", "screen": GUI_NAMES.get(a["gui"], a["gui"]), "gui": spaced(a["gui"])}
+        inv = a.get("inventory") or {}
+        for name in sorted(inv)[:4]:
+            yield {"kind": "item", "item": spaced(name), "count": inv[name], "stock": "some"}
+        neg = [x for x in NEGATIVE_ITEMS if x not in inv]
+        if neg:
+            yield {"kind": "missing_item", "item": spaced(rng.choice(neg)), "count": 0, "stock": "none"}
 
 
 def vqa_items(a: dict, rng: random.Random) -> list[dict]:
     """Candidate VQA items of one annotated frame (each with its category and reference rule)."""
-    out = []
-    tod = a.get("time_of_day")
-    if tod is not None and not (0.2 < tod < 0.25 or 0.75 < tod < 0.8):  # skip dawn / dusk
-        day = 0.25 <= tod <= 0.75
-        out.append(
-            _qa(
-                "scene",
-                (
-                    "What time of day is it?",
-                    "Is it day or night?",
-                    "Is it daytime or night-time in this image?",
-                ),
-                "It is day." if day else "It is night.",
-                "keywords",
-                keywords=["day" if day else "night"],
-            )
-        )
-    if a.get("weather"):
-        rain = a["weather"] == "rain"
-        out.append(
-            _qa(
-                "scene",
-                ("Is it raining?", "Is there rain in this scene?", "Is the weather rainy?"),
-                "Yes, it is raining." if rain else "No, the weather is clear.",
-                "yesno",
-                answers=["yes" if rain else "no"],
-            )
-        )
-    if a.get("biome"):
-        b = spaced(a["biome"])
-        out.append(
-            _qa(
-                "scene",
-                (
-                    "Which biome is the player in?",
-                    "What biome is this?",
-                    "What biome do you think the player is currently in?",
-                ),
-                f"The {b} biome.",
-                "keywords",
-                keywords=[b],
-            )
-        )
-    if not a.get("gui"):
-        mobs = Counter(o["name"] for o in a["objects"] if o["kind"] == "mob")
-        hostile = Counter(
-            {k: v for k, v in mobs.items() if k in {o["name"] for o in a["objects"] if o.get("hostile")}}
-        )
-        if hostile:
-            ans = f"Yes, there {'is' if sum(hostile.values()) == 1 else 'are'} {_counted(hostile)}."
-        elif mobs:
-            ans = f"No, there {'is' if sum(mobs.values()) == 1 else 'are'} only {_counted(mobs)}."
-        else:
-            ans = "No, there are no mobs in view."
-        out.append(
-            _qa(
-                "object",
-                (
-                    "Are there any hostile mobs in the picture?",
-                    "Is there a hostile mob in view?",
-                    "Can you see any monsters?",
-                ),
-                ans,
-                "yesno",
-                answers=["yes" if hostile else "no"],
-            )
-        )
-        for name, n in mobs.items():
-            out.append(
-                _qa(
-                    "object",
-                    (
-                        f"How many {_plural(name, 2)} can you see?",
-                        f"How many {_plural(name, 2)} are in the picture?",
-                        f"Count the {_plural(name, 2)} in view.",
-                    ),
-                    f"{n}.",
-                    "number",
-                    answers=[str(n)],
-                )
-            )
-        if mobs:
-            out.append(
-                _qa(
-                    "object",
-                    (
-                        "Which mobs are visible?",
-                        "What animals or monsters can you see?",
-                        "Name the mobs in view.",
-                    ),
-                    f"{_counted(mobs).capitalize()}.",
-                    "keywords",
-                    keywords=[spaced(k) for k in mobs],
-                )
-            )
-        blocks = sorted({o["name"] for o in a["objects"] if o["kind"] == "block"})
-        for name in blocks[:3]:
-            out.append(
-                _qa(
-                    "object",
-                    (
-                        f"Is there {spaced(name)} in view?",
-                        f"Can you see any {spaced(name)}?",
-                        f"Is any {spaced(name)} visible?",
-                    ),
-                    f"Yes, there is {spaced(name)} in view.",
-                    "yesno",
-                    answers=["yes"],
-                )
-            )
-        seen_all = {o["name"] for o in a["objects"]}
-        neg = [b for b in NEGATIVE_BLOCKS if b not in seen_all and b not in a.get("near", ())]
-        if neg:
-            name = rng.choice(neg)
-            out.append(
-                _qa(
-                    "object",
-                    (
-                        f"Is there {spaced(name)} in view?",
-                        f"Can you see any {spaced(name)}?",
-                        f"Is any {spaced(name)} visible?",
-                    ),
-                    f"No, there is no {spaced(name)} in view.",
-                    "yesno",
-                    answers=["no"],
-                )
-            )
-        if a.get("pointed"):
-            p = spaced(a["pointed"])
-            out.append(
-                _qa(
-                    "object",
-                    (
-                        "What block is the player looking at?",
-                        "Which block is under the crosshair?",
-                        "What is the player aiming at?",
-                    ),
-                    f"The player is looking at {p}.",
-                    "keywords",
-                    keywords=[p],
-                )
-            )
-    if a.get("hp") is not None:
-        hp, full = a["hp"], a["hp"] >= a.get("hp_max", 20)
-        out.append(
-            _qa(
-                "info",
-                (
-                    "Is the player's health full?",
-                    "Does the player have full health?",
-                    "Is the health bar full?",
-                ),
-                "Yes." if full else f"No, the player has {hp:g} of {a.get('hp_max', 20):g} health points.",
-                "yesno",
-                answers=["yes" if full else "no"],
-            )
-        )
-    if not a.get("gui") and a.get("hotbar"):
-        held = spaced(a.get("wielded") or "")
-        out.append(
-            _qa(
-                "info",
-                (
-                    "What is the player holding?",
-                    "Which item is in the player's hand?",
-                    "What item is selected in the hotbar?",
-                ),
-                f"The player is holding {held}." if held else "Nothing, the hand is empty.",
-                "keywords",
-                keywords=[held] if held else ["nothing"],
-            )
-        )
-        out.append(
-            _qa(
-                "info",
-                (
-                    "Which hotbar slot is selected?",
-                    "What is the number of the selected hotbar slot?",
-                    "Which slot of the hotbar is highlighted?",
-                ),
-                f"Slot {a['selected'] + 1}.",
-                "number",
-                answers=[str(a["selected"] + 1)],
-            )
-        )
-    if a.get("gui"):
-        gname = GUI_NAMES.get(a["gui"], a["gui"])
-        out.append(
-            _qa(
-                "inventory",
-                ("Which screen is open?", "What GUI is the player looking at?", "Which interface is open?"),
-                f"{gname.capitalize()}.",
-                "keywords",
-                keywords=[spaced(a["gui"])],
-            )
-        )
-        inv = a.get("inventory") or {}
-        for name in sorted(inv)[:4]:
-            out.append(
-                _qa(
-                    "inventory",
-                    (
-                        f"Is there any {spaced(name)} in the inventory?",
-                        f"Does the inventory contain {spaced(name)}?",
-                        f"Do you have {spaced(name)}?",
-                    ),
-                    f"Yes, there are {inv[name]} {spaced(name)} in the inventory.",
-                    "yesno",
-                    answers=["yes"],
-                )
-            )
-            out.append(
-                _qa(
-                    "inventory",
-                    (
-                        f"How many {spaced(name)} are in the inventory?",
-                        f"How much {spaced(name)} does the player have?",
-                        f"Count the {spaced(name)} in the inventory.",
-                    ),
-                    f"{inv[name]}.",
-                    "number",
-                    answers=[str(inv[name])],
-                )
-            )
-        neg = [x for x in NEGATIVE_ITEMS if x not in inv]
-        if neg:
-            name = rng.choice(neg)
-            out.append(
-                _qa(
-                    "inventory",
-                    (
-                        f"Is there any {spaced(name)} in the inventory?",
-                        f"Does the inventory contain {spaced(name)}?",
-                        f"Do you have {spaced(name)}?",
-                    ),
-                    f"No, there is no {spaced(name)} in the inventory.",
-                    "yesno",
-                    answers=["no"],
-                )
-            )
-    return out
+    return [
+        {"category": qa.template.category, "questions": qa.questions, "answer": qa.answer, **qa.ref}
+        for qa in templates.expand(templates.load("vqa"), _frame_facts(a, rng))
+    ]
 
 
 def caption(a: dict) -> str:
@@ -339,7 +153,7 @@ def caption(a: dict) -> str:
         inv = a.get("inventory") or {}
         if inv:
             parts.append(
-                f"The inventory holds {_list([f'{n} {spaced(k)}' for k, n in sorted(inv.items())][:6])}."
+                f"The inventory holds {and_list([f'{n} {spaced(k)}' for k, n in sorted(inv.items())][:6])}."
             )
     else:
         mobs = Counter(o["name"] for o in a["objects"] if o["kind"] == "mob")
@@ -347,7 +161,7 @@ def caption(a: dict) -> str:
         if mobs:
             parts.append(f"In view: {_counted(mobs)}.")
         if blocks:
-            parts.append(f"Nearby blocks: {_list([spaced(b) for b in blocks[:5]])}.")
+            parts.append(f"Nearby blocks: {and_list([spaced(b) for b in blocks[:5]])}.")
         if a.get("pointed"):
             parts.append(f"The crosshair is on {spaced(a['pointed'])}.")
         if a.get("wielded"):

@@ -1,27 +1,7 @@
-"""Game backends behind one contract (:mod:`jvla.envs.base`); ``make_env`` picks one by params."""
+"""Game backends behind one contract (:mod:`jvla.envs.base`); :func:`jvla.envs.factory.make_env`
+picks one by params.
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from jvla.config import Params
-    from jvla.envs.base import Env
-
-
-def make_env(params: Params, backend: str | None = None, **kwargs) -> Env:
-    """The backend named by ``env.backend`` (or ``backend``), constructed lazily.
-
-    Importing this package never imports a backend: Minetest's X11 modules and MineStudio (with
-    its heavy dependencies) load only when selected.
-    """
-    name = backend or params.env.backend
-    if name == "minetest":
-        from jvla.envs.minetest import MinetestEnv
-
-        return MinetestEnv(params, **kwargs)
-    if name == "minestudio":
-        from jvla.envs.minestudio import MinestudioEnv
-
-        return MinestudioEnv(params, **kwargs)
-    raise ValueError(f"env.backend: expected 'minetest' or 'minestudio', found {name!r}")
+This package's ``__init__`` imports nothing: a module that only needs the task schema
+(:mod:`jvla.envs.tasks`) or the name maps (:mod:`jvla.envs.items`) does not depend on the game
+backends, neither at run time nor in the pipeline's code deps (:mod:`jvla.closure`).
+"""

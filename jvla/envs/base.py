@@ -72,6 +72,57 @@ class Env(Protocol):
     def close(self) -> None: ...
 
 
+# ------------------------------------------------------------------------------ capabilities
+# What a backend can do beyond the contract. Library code asks for a capability with
+# ``isinstance(env, Capability)`` (runtime-checkable protocols), never for a concrete class.
+# The Minetest backend and the fake env implement the first three; MineStudio none of them.
+
+
+@runtime_checkable
+class PrivilegedState(Protocol):
+    """The game's ground truth, for scripted experts and annotations (never shown to a policy)."""
+
+    def privileged_state(self) -> dict: ...
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """The game's raw events (``mine_block``, ``craft_item``, ``pickup``, ...) of the last step,
+    in the backend's own names; empty before the first step."""
+
+    last_events: list[dict]
+
+
+@runtime_checkable
+class ScriptedExperts(Protocol):
+    """Scripted experts that solve the backend's tasks from its privileged state."""
+
+    def expert(self, task: Task, space: Any) -> Any:
+        """A fresh expert for one episode of ``task``: ``expert.act(env) -> env-form action``."""
+        ...
+
+
+@runtime_checkable
+class Registry(Protocol):
+    """A dump of the game's registries (items, recipes, fuels, entities): Stage I's raw facts."""
+
+    def dump_registry(self) -> dict: ...
+
+
+@runtime_checkable
+class SyntheticWorld(Protocol):
+    """A stand-in world (the fake env): it plays any task of any suite as its scene, draws its
+    target itself and annotates its own frames, so the data path runs without a game."""
+
+    def annotation(self, scene: str, step: int) -> dict:
+        """The current frame's annotation in frame pixels (:mod:`jvla.data.frames` layout)."""
+        ...
+
+    def target_offset(self) -> float:
+        """The target's bearing relative to the view centre, degrees (positive = right)."""
+        ...
+
+
 def empty_info() -> Info:
     """The info dict of a fresh episode (no events, empty inventory, full health)."""
     info: Info = {k: {} for k in COUNTER_KEYS}

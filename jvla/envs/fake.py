@@ -11,7 +11,10 @@ but real control problem, so a policy can learn it from pixels:
   ``tolerance`` degrees of the centre fires the task's reward event once per hold, counted in
   ``info[task.reward.event][task.reward.objects[0]]``.
 
-Deterministic given the seed; no processes, no X server.
+Deterministic given the seed; no processes, no X server. It implements the capabilities the data
+path needs (:mod:`jvla.envs.base`): privileged state, an (empty) event log, scripted experts
+(:class:`FakeExpert` for every task) and :class:`~jvla.envs.base.SyntheticWorld` (it annotates
+its own frames: the target square is the one object).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from jvla.actions import ActionSpace
 from jvla.envs.base import Info, Obs, empty_info
 from jvla.envs.tasks import RewardTracker, Task
 
+HOSTILE = {"zombie", "skeleton", "spider", "creeper"}  # as in jvla.data.frames
 CATEGORY_COLOURS = {
     "mine": (150, 110, 90), "kill": (40, 160, 40), "craft": (170, 120, 40), "smelt": (200, 60, 40),
 }  # fmt: skip
@@ -37,6 +41,7 @@ class FakeEnv:
         self._rng = np.random.default_rng(seed)
         self.task: Task | None = None
         self.closed = False
+        self.last_events: list[dict] = []  # EventLog: the fake game has no raw events
 
     # -- contract -----------------------------------------------------------------------------
     def reset(self, task: Task, seed: int | None = None) -> tuple[Obs, Info]:
@@ -83,7 +88,46 @@ class FakeEnv:
         return (self.bearing - self.yaw + 180.0) % 360.0 - 180.0
 
     def privileged_state(self) -> dict:
-        return {"offset": self.offset, "hold": self.hold}
+        return {"offset": self.offset, "hold": self.hold, "gui_open": self.info["is_gui_open"]}
+
+    def expert(self, task: Task, space: ActionSpace) -> FakeExpert:
+        """ScriptedExperts: every task is solved by :class:`FakeExpert`'s policy."""
+        return FakeExpert(space)
+
+    def target_offset(self) -> float:
+        return self.offset
+
+    def annotation(self, scene: str, step: int) -> dict:
+        """SyntheticWorld: the current frame's annotation (:mod:`jvla.data.frames` layout); the
+        target square (as drawn by ``_obs``) is the one object."""
+        w, h = self.width, self.height
+        task = self.task
+        objs = []
+        if abs(self.offset) < self.fov / 2:
+            cx = int(round((self.offset / self.fov + 0.5) * (w - 1)))
+            half = max(2, w // 16)
+            # the square clipped to the frame, as jvla.data.geometry.clip_box does it
+            u0, v0 = max(0.0, max(0, cx - half)), max(0.0, h // 2 - half)
+            u1, v1 = min(float(w), cx + half), min(float(h), h // 2 + half)
+            if u1 > u0 and v1 > v0:
+                name = task.reward.objects[0]
+                kind = "mob" if task.category == "kill" else "block"
+                objs.append({
+                    "name": name, "kind": kind, "hostile": (name in HOSTILE) if kind == "mob" else None,
+                    "box": [u0, v0, u1, v1], "point": [(u0 + u1) / 2, (v0 + v1) / 2], "depth": 3.0,
+                    "visible": 1.0,
+                })  # fmt: skip
+        inv = {s.item: s.count for s in task.init_inventory}
+        hotbar = [["", 0]] * 8
+        for s in task.init_inventory:
+            if s.slot is not None and s.slot < 8:
+                hotbar[s.slot] = [s.item, s.count]
+        return {
+            "scene": scene, "step": step, "width": w, "height": h, "backend": "fake",
+            "gui": "inventory" if self.info["is_gui_open"] else "", "time_of_day": 0.5, "weather": "clear",
+            "biome": None, "hp": 20.0, "hp_max": 20.0, "selected": 0, "wielded": hotbar[0][0],
+            "hotbar": hotbar, "inventory": inv, "pointed": None, "objects": objs, "gui_items": [],
+        }  # fmt: skip
 
     # -- rendering ------------------------------------------------------------------------------
     def _info(self) -> Info:
@@ -110,6 +154,9 @@ class FakeExpert:
 
     def __init__(self, space: ActionSpace):
         self.space = space
+
+    def reset(self) -> None:
+        """Nothing to forget between episodes."""
 
     def act(self, env: FakeEnv) -> dict:
         a = self.space.null_env_action()

@@ -29,10 +29,16 @@ At reset the player stands on flat ground facing +z (Minecraft yaw 0, "south"; M
 so ``offset: [0, 0, 2]`` is two blocks straight ahead at foot level.
 
 Success = reward > 0 within ``max_steps`` (paper §5; official ``evaluate.py``).
+
+:func:`load_tasks` with a ``backend`` drops the tasks skipped there (logging the reason) and checks
+every other one against that backend with :func:`check_task` before any game starts: the same
+check the backend's ``reset`` runs, so a task naming something the game lacks fails at suite load,
+naming the file and the name, not in the middle of a run.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -41,7 +47,9 @@ from typing import Any
 
 import yaml
 
-from jvla.paths import TASKS_DIR
+from jvla.paths import TASKS_DIR, rel
+
+log = logging.getLogger(__name__)
 
 CATEGORIES: tuple[str, ...] = ("mine", "kill", "craft", "smelt")
 EVENTS: tuple[str, ...] = ("mine_block", "craft_item", "kill_entity", "pickup", "smelt_item")
@@ -61,6 +69,11 @@ TIMES = ("day", "noon", "night", "midnight")
 
 class TaskError(ValueError):
     """A task file breaks the schema; the message names the file and the key."""
+
+
+class TaskUnsupported(TaskError):
+    """A task cannot be set up on a backend: it is marked skipped there (``skip``), or it names a
+    block, item or mob the backend has no equivalent of; the message names the task's file."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +122,12 @@ class Task:
     def skip_reason(self, backend: str) -> str | None:
         """Why this task cannot run on ``backend`` (None if it can)."""
         return self.skip.get(backend)
+
+    @property
+    def source(self) -> str:
+        """Where the task comes from, for messages: its file relative to the project root (absolute
+        outside it), or ``task <name>`` for a task not loaded from a file."""
+        return rel(self.path) if self.path.endswith((".yaml", ".yml")) else f"task {self.name}"
 
 
 _TOP_KEYS = {
@@ -225,16 +244,20 @@ def load_tasks(
     suite: str | None = None,
     backend: str | None = None,
     names: Iterable[str] | None = None,
-    root: Path = TASKS_DIR,
+    root: str | Path = TASKS_DIR,
 ) -> list[Task]:
-    """All tasks under ``root`` (sorted by category then name), optionally filtered.
+    """All tasks under ``root`` (``<root>/<category>/<name>.yaml``; sorted by category then name),
+    optionally filtered.
 
     Args:
         suite: keep tasks listing this suite (``minetest`` or ``paper``).
-        backend: drop tasks whose ``skip`` names this backend.
+        backend: drop tasks whose ``skip`` names this backend (the reason is logged), then check
+            every kept task against it with :func:`check_task` (no game is started): a task that
+            cannot be set up raises :class:`TaskUnsupported` naming its file and the name.
         names: keep only these task names (an unknown name is an error).
+        root: the folder of category folders (the project's ``tasks/`` by default).
     """
-    tasks = [load_task(p) for p in sorted(root.glob("*/*.yaml"))]
+    tasks = [load_task(p) for p in sorted(Path(root).glob("*/*.yaml"))]
     seen: dict[str, str] = {}
     for t in tasks:
         if t.name in seen:
@@ -249,9 +272,44 @@ def load_tasks(
     if suite is not None:
         tasks = [t for t in tasks if suite in t.suites]
     if backend is not None:
-        tasks = [t for t in tasks if t.skip_reason(backend) is None]
+        kept = []
+        for t in tasks:
+            reason = t.skip_reason(backend)
+            if reason is None:
+                kept.append(t)
+            else:
+                log.info("%s: skipped on %s: %s", t.source, backend, reason)
+        tasks = kept
+        for t in tasks:
+            problems = check_task(t, backend)
+            if problems:  # a suite task whose reward can never fire would score 0 for nothing
+                raise TaskUnsupported(problems[0])
     order = {c: i for i, c in enumerate(CATEGORIES)}
     return sorted(tasks, key=lambda t: (order[t.category], t.name))
+
+
+def check_task(task: Task, backend: str) -> list[str]:
+    """Check ``task`` against ``backend`` without a game: the very check its ``reset`` runs.
+
+    ``minetest``: :func:`jvla.envs.minetest.setup.check_task` (every block, item and mob of the
+    setup, the inventory, the GUI and the reward rule needs a Minetest name). ``minestudio``:
+    :func:`jvla.envs.minestudio.translate.check_task` (names are Minecraft's own and are not
+    checked; the translation into MineStudio callbacks must succeed). Other backends: no check.
+
+    Returns:
+        reasons the task's reward can never fire (empty when it can); messages start with
+        :attr:`Task.source`, as do those of the exception.
+
+    Raises:
+        TaskUnsupported: the task is skipped on ``backend`` or cannot be set up there.
+    """
+    if backend == "minetest":
+        from jvla.envs.minetest.setup import check_task as check
+    elif backend == "minestudio":
+        from jvla.envs.minestudio.translate import check_task as check
+    else:
+        return []
+    return check(task)
 
 
 class RewardTracker:

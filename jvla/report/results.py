@@ -1,4 +1,8 @@
-"""Result files of the pipeline: written by the stage notebooks, read back as tidy DataFrames.
+"""Result files of the pipeline, read back as tidy DataFrames for the tables and figures stages.
+
+Each stage writes its own through its report module (data: :mod:`jvla.data.cards`; training:
+:mod:`jvla.report.training`; VL benchmarks: :mod:`jvla.report.vl_bench`; evaluation:
+:mod:`jvla.evaluation`); run keys and folders follow :mod:`jvla.stages`.
 
 Layout under ``results/`` (all committed; the models and datasets they come from are DVC outs):
 
@@ -13,42 +17,13 @@ Layout under ``results/`` (all committed; the models and datasets they come from
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from jvla.paths import MODELS_DIR, RESULTS_DIR
-
-TRAIN_STAGES = ("stage1", "stage2", "stage3", "one_stage", "finetune")
-
-
-def key_of(name: str) -> str:
-    return name.replace("/", "-")
-
-
-def publish_run(
-    run: str, stage: str, models_root: Path = MODELS_DIR, results_root: Path = RESULTS_DIR
-) -> dict[str, Any]:
-    """Copy a training run's record into ``results/<stage>/<key>/`` (metrics + loss curve)."""
-    src = models_root / run
-    rec = json.loads((src / "run.json").read_text())
-    out = results_root / stage / key_of(run)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics = {
-        "run": run, "stage": rec["stage"], "parent": Path(str(rec.get("parent", ""))).parent.relative_to(models_root).as_posix()
-        if str(rec.get("parent", "")).startswith(str(models_root)) else str(rec.get("parent", "")),
-        "steps": rec.get("global_step"), "train_samples": rec.get("train_samples"),
-        "train_loss_first": rec.get("train_loss_first"), "train_loss_last": rec.get("train_loss_last"),
-        "eval": rec.get("eval", {}), "params_trainable": rec.get("params_trainable"),
-        "params_frozen": rec.get("params_frozen"), "wall_s": rec.get("wall_s"),
-    }  # fmt: skip
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
-    loss = src / "live" / "plots" / "metrics" / "train" / "loss.tsv"
-    if loss.exists():
-        shutil.copyfile(loss, out / "loss.tsv")
-    return metrics
+from jvla.paths import RESULTS_DIR
+from jvla.report.data import VL_KINDS, eval_categories
+from jvla.stages import TRAIN_STAGES
 
 
 def load_runs(results_root: Path = RESULTS_DIR) -> pd.DataFrame:
@@ -92,23 +67,6 @@ def load_eval(results_root: Path = RESULTS_DIR) -> tuple[pd.DataFrame, pd.DataFr
     return pd.DataFrame(tasks), pd.DataFrame(cats), pd.DataFrame(settings)
 
 
-def write_vl(model: str, records: list[dict[str, Any]], results_root: Path = RESULTS_DIR) -> dict[str, Any]:
-    """Write ``vl_bench/<model-key>.json`` (accuracy per benchmark and category) and the
-    per-question records beside it (``.jsonl``)."""
-    from jvla.vl_bench import accuracy_by_category
-
-    out = results_root / "vl_bench"
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {"model": model, "benchmarks": {}}
-    for bench in sorted({r["benchmark"] for r in records}):
-        summary["benchmarks"][bench] = accuracy_by_category([r for r in records if r["benchmark"] == bench])
-    (out / f"{key_of(model)}.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
-    with open(out / f"{key_of(model)}.jsonl", "w") as fh:
-        for r in records:
-            fh.write(json.dumps(r, sort_keys=True) + "\n")
-    return summary
-
-
 def load_vl(results_root: Path = RESULTS_DIR) -> pd.DataFrame:
     """One row per (model, benchmark, category): ``n, correct, accuracy``."""
     rows = []
@@ -122,14 +80,8 @@ def load_vl(results_root: Path = RESULTS_DIR) -> pd.DataFrame:
 def eval_composition(results_root: Path = RESULTS_DIR) -> dict[str, dict[str, int]]:
     """Items per category of the eval splits, from the data cards (Tables 5-7)."""
     out = {}
-    for kind in ("knowledge", "vision", "grounding"):
+    for kind in VL_KINDS:
         f = results_root / "data" / f"{kind}.json"
         if f.exists():
-            card = json.loads(f.read_text())
-            out[kind] = _eval_categories(card)
+            out[kind] = eval_categories(json.loads(f.read_text()))
     return out
-
-
-def _eval_categories(card: dict[str, Any]) -> dict[str, int]:
-    """The card's per-category counts of the eval split."""
-    return dict(card.get("splits", {}).get("eval", {}).get("by_category", {}))

@@ -8,7 +8,7 @@
     <out_dir>/live/             dvclive metrics and loss curves (``dvc plots`` reads plots/metrics)
     <out_dir>/run.json          resolved config, versions, seed, device, threads, wall time, losses
 
-Freezing (paper §3.1; :data:`TRAINABLE`):
+Freezing (paper §3.1; :data:`TRAINABLE`, from the stage table :data:`jvla.stages.STAGES`):
 
 =============  =========================================  ========================================
 stage          trainable                                  frozen
@@ -27,24 +27,20 @@ token (system, user, image pads, padding) gets label -100.
 
 Modules: :mod:`~jvla.training.runner` (:func:`run_stage`, freezing, SFT settings),
 :mod:`~jvla.training.collate` (lengths, loss mask, collator), :mod:`~jvla.training.cli` (named
-runs of the variant graph, ``python -m jvla.training``), :mod:`~jvla.training.synthetic` (test
-data).
+runs of the variant graph, ``python -m jvla.training``).
 """
 
 from jvla.training.cli import corpus_texts, load_split, main, model_source, run_named
 from jvla.training.collate import ChatCollator, LengthEstimator, assistant_mask, combine
 from jvla.training.runner import TRAINABLE, StageResult, apply_freezing, lora_config, run_stage, sft_config
-from jvla.training.synthetic import COLOURS, colour_actions, synthetic_samples
 
 __all__ = [
-    "COLOURS",
     "TRAINABLE",
     "ChatCollator",
     "LengthEstimator",
     "StageResult",
     "apply_freezing",
     "assistant_mask",
-    "colour_actions",
     "combine",
     "corpus_texts",
     "load_split",
@@ -54,5 +50,4 @@ __all__ = [
     "run_named",
     "run_stage",
     "sft_config",
-    "synthetic_samples",
 ]

@@ -22,21 +22,15 @@ from jvla.action_tokenizer import action_token_strings
 from jvla.actions import ActionSpace
 from jvla.config import Params, TrainConfig
 from jvla.paths import PROJECT_ROOT
+from jvla.stages import STAGES, TRAIN_STAGES
 from jvla.training.collate import ChatCollator, cap_rows, combine
 from jvla.variants import RunSpec, train_config
 
 log = logging.getLogger(__name__)
 
-# NOTE(paper §3.1, code train.py fix_*): which parameter groups each stage trains.
-# NOTE(paper Table 2): one_stage trains everything, like Stage II (the paper does not say; a
-# co-training run that includes VL data is taken to unfreeze the ViT as Stage II does).
-TRAINABLE = {
-    "stage1": "language",
-    "stage2": "all",
-    "stage3": "language",
-    "finetune": "language",
-    "one_stage": "all",
-}
+# NOTE(paper §3.1, code train.py fix_*): which parameter groups each stage trains, from the stage
+# table (jvla.stages.STAGES: Stage.trainable): "language" or "all".
+TRAINABLE = {name: STAGES[name].trainable for name in TRAIN_STAGES}
 LORA_LM_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
 
 
@@ -265,9 +259,9 @@ def run_stage(
     """Train one stage from ``parent`` on ``train_data`` and save the result under ``out_dir``.
 
     Args:
-        stage: ``stage1``, ``stage2``, ``stage3``, ``finetune`` or ``one_stage`` (freezing rule
-            :data:`TRAINABLE`; default hyperparameters from the params section of that name,
-            ``one_stage`` from :func:`jvla.variants.train_config`).
+        stage: a training stage of :data:`jvla.stages.STAGES` (``stage1``, ``stage2``, ``stage3``,
+            ``one_stage``, ``finetune``): freezing rule :data:`TRAINABLE`; default
+            hyperparameters from :func:`jvla.variants.train_config`.
         params: the loaded params (model loading, seed, action space).
         parent: a model directory (tiny build or a previous stage's ``model/``) or a hub id.
         train_data: a schema ``datasets.Dataset`` or a list of them (mixed and shuffled).

@@ -40,7 +40,13 @@ import numpy as np
 from jvla.actions import BUTTONS, ActionSpace
 from jvla.envs.base import BackendUnavailable, EnvCrashed, Info, Obs
 from jvla.envs.minestudio.precheck import precheck
-from jvla.envs.minestudio.translate import FURNACE_OUTPUTS, MinestudioPlan, build_callbacks, translate_task
+from jvla.envs.minestudio.translate import (
+    FURNACE_OUTPUTS,
+    MinestudioPlan,
+    build_callbacks,
+    check_task,
+    translate_task,
+)
 from jvla.envs.tasks import RewardTracker, Task
 
 if TYPE_CHECKING:
@@ -211,9 +217,7 @@ class MinestudioEnv:
         ``seed`` seeds ``sim.np_random`` (the mob positions of ``SummonMobsCallback``); the world
         and the fast reset's teleport are seeded by ``env.minestudio.seed`` and MineStudio.
         """
-        reason = task.skip_reason("minestudio")
-        if reason:
-            raise ValueError(f"task {task.name} is skipped on minestudio: {reason}")
+        check_task(task)  # skipped, or not translatable: TaskUnsupported (the check suites pass at load)
         plan = translate_task(task, fast_reset=self.fast_reset, random_tp_range=self.cfg.random_tp_range,
                               record_dir=self.record_dir)  # fmt: skip
         sim = self._ensure_sim(plan.spawn_biome)

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jvla.envs.tasks import Task
+from jvla.envs.tasks import Task, TaskUnsupported
 
 # Minecraft's hotbar + main inventory; MineStudio's InitInventoryCallback accepts 0-40 (armour and
 # offhand above 35), the task schema only 0-35.
@@ -224,6 +224,34 @@ def translate_task(task: Task, *, fast_reset: bool = True, random_tp_range: int 
         mobs=tuple(mobs), spawn_biome=biome, gui=task.need_gui, max_steps=task.max_steps,
         callbacks=tuple(specs),
     )  # fmt: skip
+
+
+def check_task(task: Task) -> list[str]:
+    """Check that ``task`` can be set up in MineStudio (no simulator needed); the check that
+    :func:`jvla.envs.tasks.load_tasks` runs on a suite loaded for the ``minestudio`` backend.
+
+    Names are not checked: tasks use Minecraft's own names, which MineStudio passes to the game
+    as they are (a misspelt name fails in the game's ``/setblock`` or ``/summon``, which only the
+    game can tell). What is checked is what :meth:`MinestudioEnv.reset
+    <jvla.envs.minestudio.env.MinestudioEnv.reset>` needs before the game: the task is not skipped
+    on MineStudio, and :func:`translate_task` accepts it (inventory slots and stack sizes, the
+    ``command`` ops' MineStudio commands).
+
+    Returns:
+        always empty (every reward object is a Minecraft name MineStudio can count).
+
+    Raises:
+        TaskUnsupported: the task is skipped on MineStudio or cannot be translated (the message
+            names the task's file).
+    """
+    reason = task.skip_reason("minestudio")
+    if reason:
+        raise TaskUnsupported(f"{task.source} is skipped on minestudio: {reason}")
+    try:
+        translate_task(task)
+    except ValueError as e:
+        raise TaskUnsupported(f"{task.source}: {e}") from e
+    return []
 
 
 def build_callbacks(plan: MinestudioPlan, persistent: Mapping[str, Any] | None = None) -> list:

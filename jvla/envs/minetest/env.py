@@ -2,7 +2,9 @@
 
 One :class:`MinetestEnv` owns one game instance (:mod:`.launcher`): pixels come from the X screen
 (:mod:`.capture`), actions go in as XTest keyboard and mouse events (:mod:`.xinput`), and task
-setup, events and privileged state travel through the Lua bridge (:mod:`.bridge`).
+setup, events and privileged state travel through the Lua bridge (:mod:`.bridge`). What a task
+becomes in the game (the check of its names, the setup commands) is :mod:`.setup`; how events
+become ``info`` counters is :mod:`.counters`.
 
 One ``step`` = apply the action's key/button transitions and camera motion, wait for the next
 tick of the 20 Hz clock, grab the frame, read the events and the state snapshot. The game runs in
@@ -24,7 +26,6 @@ import logging
 import math
 import random
 import time
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -32,29 +33,24 @@ import numpy as np
 from jvla.actions import ActionSpace
 from jvla.envs import items
 from jvla.envs.base import EnvCrashed, Info, Obs
-from jvla.envs.minetest import gui
+from jvla.envs.minetest import counters as _counters
+from jvla.envs.minetest import gui, setup
 from jvla.envs.minetest.bridge import Bridge
 from jvla.envs.minetest.capture import Capture, draw_cursor
 from jvla.envs.minetest.geometry import aim, fov_degrees
 from jvla.envs.minetest.launcher import SCREEN_MARGIN, GameProcess
+from jvla.envs.minetest.setup import ARENA_HEIGHT, ARENA_RADIUS, TIMES, TaskUnsupported
 from jvla.envs.minetest.xinput import XInput
 from jvla.envs.tasks import RewardTracker, Task
 
+__all__ = ["ARENA_HEIGHT", "ARENA_RADIUS", "TIMES", "MinetestEnv", "TaskUnsupported"]
+
 log = logging.getLogger(__name__)
 
-# Minetest time of day (0 = midnight, 0.5 = noon) for the task schema's names.
-# NOTE(code MineStudio FastResetCallback start_time 0): Minecraft's tick 0 is 06:00; "day" = 1000.
-TIMES = {"day": 0.3, "noon": 0.5, "night": 0.8, "midnight": 0.0}
-ARENA_RADIUS = 6
-ARENA_HEIGHT = 12
 PITCH_LIMIT = math.radians(89.5)  # Minetest clamps the camera pitch here
 GUI_OPEN_TIMEOUT_S = 3.0
 GUI_SETTLE_S = 1.0  # wait after opening a task's GUI, before the first observation
 PORT_ATTEMPTS = 3  # launches of one start when the server loses its port (see GameProcess.lost_port)
-
-
-class TaskUnsupported(ValueError):
-    """The task names something with no Minetest equivalent (see ``Task.skip``)."""
 
 
 class MinetestEnv:
@@ -159,12 +155,8 @@ class MinetestEnv:
         self._gui_open = False
         self._gui_kind = ""
         self.task = None
-        log.debug(
-            "minetest instance ready in %.1f s (display :%d, port %d)",
-            time.monotonic() - t0,
-            self.game.display,
-            self.game.port,
-        )
+        log.debug("minetest instance ready in %.1f s (display :%d, port %d)",
+                  time.monotonic() - t0, self.game.display, self.game.port)  # fmt: skip
 
     def _wait_for_state(self, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
@@ -222,12 +214,12 @@ class MinetestEnv:
         """Set ``task`` up (soft reset through bridge commands) and return the first observation.
 
         Raises :class:`TaskUnsupported` for a task marked skipped for Minetest or naming something
-        without an equivalent; :class:`EnvCrashed` if the game died (call again: a dead client is
-        restarted here first).
+        without an equivalent (:func:`.setup.check_task`, the check suites pass at load, run here
+        before the game is touched); :class:`EnvCrashed` if the game died (call again: a dead
+        client is restarted here first).
         """
-        reason = task.skip_reason("minetest")
-        if reason:
-            raise TaskUnsupported(f"task {task.name} is skipped on Minetest: {reason}")
+        for problem in setup.check_task(task):  # a reward object that is never counted
+            log.warning("%s", problem)
         if self._closed:
             raise RuntimeError("reset() on a closed env")
         if not self.alive:
@@ -238,7 +230,7 @@ class MinetestEnv:
         self.xinput.release_all()
         if self._gui_open or self.capture.cursor_visible():
             self.xinput.tap("escape")
-        cmds = self._setup_commands(task)
+        cmds = setup.setup_commands(task, self.arena_origin, self._rng, self.record_state)
         b = self.bridge
         b.wait(b.send(*cmds), timeout=self.cfg.step_timeout_s, alive=self.game.alive)
         self.yaw, self.pitch = 0.0, 0.0
@@ -253,9 +245,7 @@ class MinetestEnv:
             self._gui_kind = ""
         b.skip_events()
         self.last_events: list[dict] = []
-        self.counters: dict[str, Counter] = {
-            k: Counter() for k in ("mine_block", "craft_item", "smelt_item", "kill_entity", "pickup")
-        }
+        self.counters = _counters.new_counters()
         self.steps = 0
         self._last_state_step = -1
         self._last_state_time = time.monotonic()
@@ -308,6 +298,12 @@ class MinetestEnv:
         return {"image": frame}, reward, terminated, truncated, info
 
     # ------------------------------------------------------------------------------ privileged
+    def expert(self, task: Task, space: Any) -> Any:
+        """A scripted expert for one episode of ``task`` (:mod:`jvla.envs.minetest.experts`)."""
+        from jvla.envs.minetest.experts import make_expert
+
+        return make_expert(task, space)
+
     def privileged_state(self) -> dict:
         """The latest bridge snapshot, extended for experts and data generation.
 
@@ -344,12 +340,7 @@ class MinetestEnv:
         s["cursor"] = list(self.xinput.cursor) if self._gui_open else None
         s["gui_slots"] = [sl.as_dict() for sl in self.gui_slots()]
         s["arena_origin"] = list(self.arena_origin) if self.arena_origin else None
-        s["inventory_mc"] = {
-            k: [[items.mt_to_item(it) if it else "", n] for it, n in v]
-            for k, v in s.get("inventory", {}).items()
-        }
-        s["entities"] = [{**e, "mc_name": items.mt_to_entity(e["name"])} for e in s.get("entities", [])]
-        s["nodes"] = [{**n, "mc_name": items.mt_to_block(n["name"])} for n in s.get("nodes", [])]
+        s.update(_counters.minecraft_names(s))
         s["steps"] = getattr(self, "steps", 0)
         self._priv = (self._priv_key(), s)
         return dict(s)
@@ -396,74 +387,6 @@ class MinetestEnv:
         return self.bridge.call(cmd, timeout=self.cfg.step_timeout_s, alive=self.game.alive, **args)
 
     # ------------------------------------------------------------------------------ internals
-    def _setup_commands(self, task: Task) -> list[dict]:
-        ox, oy, oz = self.arena_origin
-
-        def at(off) -> list[int]:
-            return [ox + off[0], oy + off[1], oz + off[2]]
-
-        def node(name: str) -> str:
-            mt = items.block_to_mt(name)
-            if mt is None:
-                raise TaskUnsupported(f"task {task.name}: block {name!r} has no Minetest equivalent")
-            return mt
-
-        watch = [items.block_to_mt(o) for o in task.reward.objects if items.block_to_mt(o)]
-        cmds: list[dict] = [
-            {"cmd": "reset_player"},
-            {"cmd": "clear_objects", "pos": [ox, oy, oz], "radius": 48},
-            {"cmd": "arena", "origin": [ox, oy, oz], "radius": ARENA_RADIUS, "height": ARENA_HEIGHT},
-            {"cmd": "clear_inventory"},
-            {"cmd": "time", "value": TIMES["day"]},
-            {"cmd": "weather", "value": "clear"},
-            {"cmd": "config", "watch": watch, "scan": self.record_state},
-        ]
-        for st in task.init_inventory:
-            mt = items.item_to_mt(st.item)
-            if mt is None:
-                raise TaskUnsupported(f"task {task.name}: item {st.item!r} has no Minetest equivalent")
-            cmds.append(
-                {
-                    "cmd": "give",
-                    "item": mt,
-                    "count": st.count,
-                    **({"slot": st.slot} if st.slot is not None else {}),
-                }
-            )
-        for op in task.setup:
-            kind = op["op"]
-            if kind == "place":
-                cmds.append({"cmd": "set_node", "pos": at(op["offset"]), "name": node(op["block"])})
-            elif kind == "fill":
-                cmds.append(
-                    {"cmd": "fill", "from": at(op["from"]), "to": at(op["to"]), "name": node(op["block"])}
-                )
-            elif kind == "summon":
-                ent = items.entity_to_mt(op["entity"])
-                if ent is None:
-                    raise TaskUnsupported(
-                        f"task {task.name}: entity {op['entity']!r} has no Minetest stand-in"
-                    )
-                rx, rz = op.get("range_x", [-2, 2]), op.get("range_z", [3, 6])
-                for _ in range(int(op.get("count", 1))):
-                    x = ox + self._rng.uniform(*rx)
-                    z = oz + self._rng.uniform(*rz)
-                    cmds.append(
-                        {
-                            "cmd": "spawn",
-                            "entity": ent,
-                            "pos": [x, oy + 1.0, z],
-                            "yaw": self._rng.uniform(0, 2 * math.pi),
-                        }
-                    )
-            elif kind == "time":
-                cmds.append({"cmd": "time", "value": TIMES[op["value"]]})
-            elif kind == "weather":
-                cmds.append({"cmd": "weather", "value": op["value"]})
-            elif kind == "command" and op.get("minetest"):
-                cmds.append({"cmd": "chat", "line": op["minetest"]})
-        return cmds
-
     def _settle(self, seconds: float) -> None:
         """Let the client catch up (map blocks, teleport) while the watchdog keeps watching."""
         deadline = time.monotonic() + seconds
@@ -555,39 +478,12 @@ class MinetestEnv:
     def _read_events(self) -> None:
         #: the raw bridge events of the last step (Minetest names), for recording
         self.last_events = self.bridge.take_events()
-        for ev in self.last_events:
-            kind = ev.get("event")
-            n = int(ev.get("count", 1))
-            if kind == "mine_block":
-                self.counters["mine_block"][items.mt_to_block(ev["item"])] += 1
-            elif kind == "craft_item":
-                self.counters["craft_item"][items.mt_to_item(ev["item"])] += n
-            elif kind == "smelt_item":
-                # NOTE(code MineStudio RewardsCallback): Minecraft's "crafted" statistic counts
-                # items taken out of a furnace, and the official smelt tasks reward craft_item.
-                name = items.mt_to_item(ev["item"])
-                self.counters["smelt_item"][name] += n
-                self.counters["craft_item"][name] += n
-            elif kind == "kill_entity" and ev.get("by_agent"):
-                self.counters["kill_entity"][items.mt_to_entity(ev["entity"])] += 1
-            elif kind == "pickup":
-                self.counters["pickup"][items.mt_to_item(ev["item"])] += n
+        _counters.count_events(self.counters, self.last_events)
 
     def _info(self) -> Info:
-        st = self._state or {}
-        inv: Counter = Counter()
-        for it, n in st.get("inventory", {}).get("main", []):
-            if it:
-                inv[items.mt_to_item(it)] += int(n)
-        info: Info = {k: dict(v) for k, v in self.counters.items()} if hasattr(self, "counters") else {}
-        info.update(
-            inventory=dict(inv),
-            health=float(st.get("hp", 20.0)),
-            is_gui_open=bool(self._gui_open),
-            pos=list(st.get("pos", [0.0, 0.0, 0.0])),
-            gui=self._gui_kind if self._gui_open else "",
+        return _counters.info_from_state(
+            self._state, getattr(self, "counters", None), self._gui_open, self._gui_kind
         )
-        return info
 
     def _frame_raw(self) -> np.ndarray:
         return self.capture.grab()

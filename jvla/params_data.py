@@ -1,0 +1,123 @@
+"""The data stage's sections of ``params.yaml`` (``data:``), re-exported by :mod:`jvla.config`.
+
+The post-training datasets (Stage I knowledge QA, Stage II frames with captions, VQA and
+grounding), the trajectories of Stage III and the task fine-tune, and local copies of the
+released hub datasets. Every field is required (no second default besides ``params.yaml``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from jvla.params_schema import ConfigError, fld
+
+
+@dataclass(frozen=True, kw_only=True)
+class KnowledgeDataConfig:
+    """Stage I world-knowledge QA (:mod:`jvla.data.knowledge`)."""
+
+    source: Literal["minetest", "minecraft_data"]  # the game registry, or MC 1.16.5
+    minecraft_version: str
+    paraphrases: int = fld(ge=1)  # question templates per fact in train
+    # NOTE(paper §4.1): single QA pairs merged into multi-turn dialogues of these many pairs.
+    turns_min: int = fld(ge=1)
+    turns_max: int = fld(ge=1)
+    eval_per_category: int = fld(ge=0)  # held-out facts per category (Table 5: 3-12)
+    max_eval_fraction: float = fld(ge=0, le=1)  # of a category's facts
+    eval_holdout: Literal["fact", "paraphrase"]
+    max_train_dialogues: int = fld(ge=0)  # 0 = all
+
+    def __post_init__(self):
+        if self.turns_min > self.turns_max:
+            raise ConfigError(
+                f"data.knowledge.turns_min ({self.turns_min}) exceeds turns_max ({self.turns_max})"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaptureConfig:
+    """Stage II frames captured in the game with their privileged state (:mod:`jvla.data.frames`)."""
+
+    scenes: int = fld(ge=1)  # env resets with a generated scene (mobs, blocks, time, GUI)
+    frames_per_scene: int = fld(ge=1)
+    steps_between: int = fld(ge=1)  # random-look steps between two captures
+    settle_steps: int = fld(ge=0)  # still steps before a capture (state and frame agree)
+    gui_fraction: float = fld(ge=0, le=1)  # scenes with the inventory / furnace open
+    eval_fraction: float = fld(ge=0, lt=1)  # scenes held out (vision + grounding eval)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VisionDataConfig:
+    """Stage II captions and VQA (:mod:`jvla.data.vision`)."""
+
+    vqa_per_frame: int = fld(ge=0)  # questions per frame (multi-turn in train)
+    caption_fraction: float = fld(ge=0, le=1)  # frames that also get a caption sample
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroundingDataConfig:
+    """Stage II spatial grounding (:mod:`jvla.data.vision`)."""
+
+    queries_per_frame: int = fld(ge=1)
+    max_points: int = fld(ge=1)  # instances pointed at per answer, nearest first
+    min_box_px: float = fld(ge=0)  # smallest box side (env pixels) to ask about
+    min_visible: float = fld(gt=0, le=1)  # unoccluded fraction of the box
+    radius: int = fld(ge=0)  # scorer tolerance, thousandths of the frame
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrajectoryDataConfig:
+    """Stage III and per-task fine-tuning trajectories (:mod:`jvla.data.trajectories`)."""
+
+    episodes_per_task: int = fld(ge=1)  # cross-task Stage III set
+    # NOTE(paper §4.2): "over 100 random trajectories for each MCU task" (paper profile).
+    finetune_episodes_per_task: int = fld(ge=1)
+    history: int = fld(ge=0)  # past (frame, action) turns in the prompt (official --history-num)
+    stride: int = fld(ge=1)  # a sample every `stride` steps
+    chunks: tuple[int, ...]  # action-chunk lengths to build; empty = the variants' chunks
+    success_only: bool  # keep only episodes the expert finished
+    max_steps: int = fld(ge=0)  # cap per episode; 0 = the task's max_steps
+    eval_fraction: float = fld(ge=0, lt=1)  # episodes held out (eval loss, Figure 5)
+    tasks: tuple[str, ...]  # empty = every task of the backend's suite
+    # Figure 5: fine-tune on these fractions of the fine-tuning episodes (nested subsets).
+    finetune_fractions: tuple[float, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleasedDataConfig:
+    """Local copies of the released hub datasets (paper scale; :mod:`jvla.data.released`)."""
+
+    vla_sft: str | None  # CraftJarvis/minecraft-vla-sft: folder of parquet files
+    vlp: str | None  # CraftJarvis/minecraft-vlp: folder of JSONL files + image zips
+    max_rows: int = fld(ge=0)  # per file; 0 = all
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    """The data stage: the three post-training datasets and the eval sets (:mod:`jvla.data`)."""
+
+    image_scale: float = fld(gt=0, le=1)  # stored frames = env frames scaled by this
+    jpeg_quality: int = fld(ge=10, le=100)
+    # Figure 6: post-train on these fractions of the non-trajectory data (nested subsets).
+    post_fractions: tuple[float, ...]
+    knowledge: KnowledgeDataConfig
+    capture: CaptureConfig
+    vision: VisionDataConfig
+    grounding: GroundingDataConfig
+    trajectories: TrajectoryDataConfig
+    released: ReleasedDataConfig
+
+    def __post_init__(self):
+        for name in ("post_fractions",):
+            fr = getattr(self, name)
+            if not all(0 < f <= 1 for f in fr):
+                raise ConfigError(f"data.{name}: expected fractions in (0, 1], found {list(fr)}")
+        if not all(0 < f <= 1 for f in self.trajectories.finetune_fractions):
+            raise ConfigError(
+                f"data.trajectories.finetune_fractions: expected fractions in (0, 1], found {list(self.trajectories.finetune_fractions)}"
+            )
+        if not all(c >= 1 for c in self.trajectories.chunks):
+            raise ConfigError(
+                f"data.trajectories.chunks: expected integers >= 1, found {list(self.trajectories.chunks)}"
+            )

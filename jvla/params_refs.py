@@ -1,0 +1,101 @@
+"""Cross-references inside ``params.yaml``, checked by :func:`jvla.config.load` after building.
+
+A name that points elsewhere must exist, so a user's typo fails at load time with the key named
+instead of hours later in a pipeline stage:
+
+* ``evaluate.settings.<name>.variant`` names a key of ``variants``;
+* task entries (``evaluate.settings.<name>.tasks``, ``data.trajectories.tasks``,
+  ``report.table1_tasks``) name a task file ``tasks/<category>/<name>.yaml``; in a setting's
+  ``tasks``, ``all`` is the suite and ``tag:<t>`` needs at least one task whose ``tables`` list
+  holds ``t`` (as must ``report.table4_tag`` and ``report.figure4_tag``);
+* ``report.*_settings`` values and ``report.backbone[*].setting`` name ``evaluate.settings``;
+* ``vl_bench.models``, ``report.table8_models`` values and ``report.backbone[*].model`` name runs
+  of the variant graph (:func:`jvla.variants.expand`).
+
+Imported lazily by :mod:`jvla.config` (this module reads ``tasks/`` and imports
+:mod:`jvla.variants`, which imports the config).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from jvla.params_schema import ConfigError
+from jvla.paths import TASKS_DIR
+
+if TYPE_CHECKING:
+    from jvla.config import Params
+
+# (task files, their mtimes) -> {task name: its `tables` tags}; load() runs often (tests, notebooks)
+_TASKS_CACHE: dict[tuple, dict[str, tuple[str, ...]]] = {}
+
+
+def task_tags(root: Path = TASKS_DIR) -> dict[str, tuple[str, ...]]:
+    """Every task under ``root`` (any suite, any backend) -> the ``tables`` tags it carries."""
+    from jvla.envs.tasks import load_tasks
+
+    files = sorted(root.glob("*/*.yaml"))
+    key = (str(root), *((str(p), p.stat().st_mtime_ns) for p in files))
+    if key not in _TASKS_CACHE:
+        _TASKS_CACHE.clear()
+        _TASKS_CACHE[key] = {t.name: t.tables for t in load_tasks(root=root)}
+    return _TASKS_CACHE[key]
+
+
+def check_references(params: Params, source: str) -> None:
+    """Raise :class:`ConfigError` naming the first key whose name points nowhere."""
+    from jvla.variants import expand
+
+    def fail(key: str, expected: str, known: Iterable[str], found: str) -> NoReturn:
+        raise ConfigError(f"{source}: {key}: expected {expected} (one of {sorted(known)}), found {found!r}")
+
+    tasks = task_tags()
+    tags = {t for tables in tasks.values() for t in tables}
+
+    def task(key: str, name: str) -> None:
+        if name not in tasks:
+            fail(key, "a task of tasks/", tasks, name)
+
+    def tag(key: str, name: str, prefix: str = "") -> None:
+        if name not in tags:
+            fail(
+                key,
+                f"{prefix or 'a tag '}<t> where some task of tasks/ lists t in `tables`",
+                tags,
+                prefix + name,
+            )
+
+    ev, rep = params.evaluate, params.report
+    for name, s in ev.settings.items():
+        if s.variant not in params.variants:
+            fail(f"evaluate.settings.{name}.variant", "a key of variants", params.variants, s.variant)
+        for i, entry in enumerate(s.tasks):
+            key = f"evaluate.settings.{name}.tasks[{i}]"
+            if entry.startswith("tag:"):
+                tag(key, entry[4:], "tag:")
+            elif entry != "all":
+                task(key, entry)
+    for i, name in enumerate(params.data.trajectories.tasks):
+        task(f"data.trajectories.tasks[{i}]", name)
+    for col, name in rep.table1_tasks.items():
+        task(f"report.table1_tasks.{col}", name)
+    tag("report.table4_tag", rep.table4_tag)
+    tag("report.figure4_tag", rep.figure4_tag)
+
+    settings = [(f"report.{m}.{k}", v) for m in ("table1_settings", "table2_settings", "figure4_settings")
+                for k, v in getattr(rep, m).items()]  # fmt: skip
+    settings += [(f"report.table4_settings[{i}]", v) for i, v in enumerate(rep.table4_settings)]
+    settings += [(f"report.backbone[{i}].setting", r.setting) for i, r in enumerate(rep.backbone)]
+    for key, name in settings:
+        if name not in ev.settings:
+            fail(key, "a key of evaluate.settings", ev.settings, name)
+
+    runs = expand(params.variants)
+    models = [(f"vl_bench.models[{i}]", m) for i, m in enumerate(params.vl_bench.models)]
+    models += [(f"report.table8_models.{k}", m) for k, m in rep.table8_models.items()]
+    models += [(f"report.backbone[{i}].model", r.model) for i, r in enumerate(rep.backbone)]
+    for key, name in models:
+        if name not in runs:
+            fail(key, "a run of the variant graph", runs, name)
