@@ -27,7 +27,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from jvla import config, models
+from jvla import config, models, tiny
 from jvla.action_tokenizer import ActionTokenizer
 from jvla.actions import ActionSpace
 from jvla.agent import Decision, Decoder, VLAPolicy
@@ -103,7 +103,7 @@ def main() -> None:
     params = config.load(profile=args.profile)
     space = ActionSpace.from_config(params.action)
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.model or models.build_tiny(params, params.model.backbone, [], f"{tmp}/tiny")
+        path = args.model or tiny.build_tiny(params, params.model.backbone, [], f"{tmp}/tiny")
         model, processor = models.load(path, params)
     atok = ActionTokenizer.from_tokenizer(processor.tokenizer, space)
     frames = frames_stream(np.random.default_rng(0), 64, params.env.height, params.env.width)

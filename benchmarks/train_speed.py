@@ -41,7 +41,7 @@ import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 from transformers.trainer_callback import PrinterCallback  # noqa: E402
 
-from jvla import config, models  # noqa: E402
+from jvla import config, models, tiny  # noqa: E402
 from jvla import training as T  # noqa: E402
 from jvla.data.store import to_dataset  # noqa: E402
 from jvla.training.runner import stage_trainer_class  # noqa: E402
@@ -233,7 +233,7 @@ def main() -> None:
             f"project - 1 thread (threads={default_threads})": {"threads": default_threads},
         }
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = models.build_tiny(params, "qwen2_vl", [], f"{tmp}/base")
+        model_dir = tiny.build_tiny(params, "qwen2_vl", [], f"{tmp}/base")
         n_img = models.image_token_count(models.load(model_dir, params)[1], *size)
         print(
             f"tiny Qwen2-VL, {size[0]}x{size[1]} JPEG frames -> {n_img} visual tokens, "

@@ -36,9 +36,9 @@ def action_tokenizer(space) -> ActionTokenizer:
 @pytest.fixture(scope="session")
 def tiny_qwen(tmp_path_factory):
     """A tiny random-init Qwen2-VL (smoke sizes) with its processor: ``(model, processor, params)``."""
-    from jvla import models
+    from jvla import models, tiny
 
     p = config.load(profile="smoke")
-    path = models.build_tiny(p, "qwen2_vl", [], tmp_path_factory.mktemp("tiny") / "qwen2_vl")
+    path = tiny.build_tiny(p, "qwen2_vl", [], tmp_path_factory.mktemp("tiny") / "qwen2_vl")
     model, processor = models.load(path, p)
     return model, processor, p

@@ -9,6 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from jvla import models  # noqa: E402
+from jvla import tiny as tiny_models  # noqa: E402
 from jvla.action_tokenizer import ActionTokenizer, action_token_strings  # noqa: E402
 from jvla.data.schema import GROUNDING_TOKENS  # noqa: E402
 
@@ -17,7 +18,7 @@ def tiny_dir(tmp_path_factory, params, backbone: str) -> Path:
     """Build each tiny model once per session (shared with test_training.py through the path)."""
     out = tmp_path_factory.getbasetemp() / "jvla-tiny" / backbone
     if not (out / "model.safetensors").exists():
-        models.build_tiny(params, backbone, ["Mine the iron ore.", "A red block means red."], out)
+        tiny_models.build_tiny(params, backbone, ["Mine the iron ore.", "A red block means red."], out)
     return out
 
 
@@ -161,4 +162,4 @@ def test_chat_template_llama3_layout_marks_assistant():
 
 def test_build_rejects_unknown_backbone(params, tmp_path):
     with pytest.raises(ValueError, match="backbone"):
-        models.build_tiny(params, "gpt2", [], tmp_path)
+        tiny_models.build_tiny(params, "gpt2", [], tmp_path)

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 import synthetic  # noqa: E402  (tests/synthetic.py: test data)
 from safetensors.torch import load_file  # noqa: E402
 
-from jvla import config, models, variants  # noqa: E402
+from jvla import config, models, tiny, variants  # noqa: E402
 from jvla import training as T  # noqa: E402
 from jvla.action_tokenizer import ActionTokenizer  # noqa: E402
 from jvla.data import store  # noqa: E402
@@ -26,7 +26,7 @@ def tiny_dir(tmp_path_factory, params, backbone):
     """Build each tiny model once per session (same path as test_models.py)."""
     out = tmp_path_factory.getbasetemp() / "jvla-tiny" / backbone
     if not (out / "model.safetensors").exists():
-        models.build_tiny(params, backbone, ["Mine the iron ore.", "A red block means red."], out)
+        tiny.build_tiny(params, backbone, ["Mine the iron ore.", "A red block means red."], out)
     return out
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jvla import config as jconfig
-from jvla import models
+from jvla import tiny
 from jvla.config import Params
 from jvla.paths import DATA_DIR, MODELS_DIR
 from jvla.training.runner import run_stage
@@ -68,7 +68,7 @@ def run_named(
         if src != "tiny":
             return Path(src)
         out = models_root / name / "model"
-        models.build_tiny(params, run.backbone, corpus_texts(data_root), out)
+        tiny.build_tiny(params, run.backbone, corpus_texts(data_root), out)
         return out
     parent_run = runs[run.parent]
     src = model_source(params, run.backbone)
