@@ -24,6 +24,8 @@ from jvla.envs.tasks import Task
 from jvla.evaluation.executors import evaluate
 from jvla.evaluation.summary import summarise
 from jvla.rollout import plan_episodes
+from jvla.stages import model_dir as model_dir_of
+from jvla.variants import final_run
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ def run_setting(params: Any, name: str, models_root: Path | None = None, out_roo
     variant = params.variants[setting.variant]
     models_root = models_root or MODELS_DIR
     out = (out_root or RESULTS_DIR / "evaluate") / name
-    model_dir = models_root / "finetune" / setting.variant / "model"
+    model_dir = model_dir_of(final_run(setting.variant), models_root) / "model"
     chunk = variant.ft_chunk
     execute = setting.inference_chunk or chunk
     if execute > chunk:
