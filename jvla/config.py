@@ -11,10 +11,11 @@ and what was found, e.g. ``stage3.learning_rate: expected a number > 0, found -1
 * Unknown keys are errors, in the file and in a profile's overrides. Overrides are checked
   against the schema (these dataclasses), so a profile may set a field its base section leaves
   out (``profiles.paper.stage3.learning_rate``) but not a misspelt one.
-* Training: ``training:`` holds the hyperparameters shared by the four SFT stages; ``stage1``,
-  ``stage2``, ``stage3`` and ``finetune`` hold only what differs. The layers (the base file, the
-  profile, then ``overrides``) apply in order, each its ``training`` block to every stage and then
-  its per-stage keys (:func:`jvla.params_schema.expand_shared`): a profile's ``training`` value
+* Training: ``training:`` holds the hyperparameters shared by the SFT stages and the base
+  pretraining; ``pretrain``, ``stage1``, ``stage2``, ``stage3`` and ``finetune`` hold only what
+  differs (``pretrain.max_steps: 0`` = no pretraining, the random-init tiny build). The layers
+  (the base file, the profile, then ``overrides``) apply in order, each its ``training`` block to
+  every stage and then its per-stage keys (:func:`jvla.params_schema.expand_shared`): a profile's ``training`` value
   reaches every stage, a per-stage value wins within its layer.
 * Cross-references are checked after building (:mod:`jvla.params_refs`): variant, task, tag,
   setting and run names must exist.
@@ -27,6 +28,7 @@ never repeated as literals.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ import yaml
 from jvla.params_data import (
     CaptureConfig,
     DataConfig,
+    GenericDataConfig,
     GroundingDataConfig,
     KnowledgeDataConfig,
     ReleasedDataConfig,
@@ -49,7 +52,7 @@ from jvla.paths import PARAMS_FILE
 __all__ = [
     "PARAMS_FILE", "TRAINING", "TRAIN_SECTIONS", "ActionConfig", "AgentConfig", "BackboneRow",
     "CaptureConfig", "ConfigError", "DataConfig", "EnvConfig", "EvalSetting", "EvaluateConfig",
-    "GroundingDataConfig", "KnowledgeDataConfig", "MinestudioConfig", "MinetestConfig",
+    "GenericDataConfig", "GroundingDataConfig", "KnowledgeDataConfig", "MinestudioConfig", "MinetestConfig",
     "ModelConfig", "Params", "ReleasedDataConfig", "ReportConfig", "TinyModelConfig",
     "TrainConfig", "TrajectoryDataConfig", "VLBenchConfig", "VariantConfig", "VisionDataConfig",
     "fld", "from_dict", "load", "to_dict",
@@ -57,7 +60,9 @@ __all__ = [
 
 # The shared block of the training hyperparameters and the sections it expands into.
 TRAINING = "training"
-TRAIN_SECTIONS = ("stage1", "stage2", "stage3", "finetune")
+TRAIN_SECTIONS = ("pretrain", "stage1", "stage2", "stage3", "finetune")
+# The sections whose max_steps may be 0: the run is skipped (pretrain: 0 = the random-init build).
+SKIPPABLE_SECTIONS = ("pretrain",)
 
 
 # ----------------------------------------------------------------------------- shared sections
@@ -153,6 +158,10 @@ class MinetestConfig:
     start_timeout_s: float = fld(gt=0)  # launch -> player joined and first frame
     step_timeout_s: float = fld(gt=0)  # watchdog: a step slower than this = client hung
     max_restarts: int = fld(ge=0)  # per episode, before it is given up as an infra failure
+    # Randomised starts (envs/minetest/setup.draw_start): the initial yaw is drawn in +-this many
+    # degrees, and every placed block of a task is shifted by up to this many nodes in x and z.
+    start_yaw_jitter_deg: float = fld(ge=0, le=180)
+    setup_shift: int = fld(ge=0, le=2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,11 +200,11 @@ class TrainConfig:
     # total batch 256. The ``paper`` profile sets these; the embedded default uses a larger lr
     # because its model starts from random weights (docs/deviations.md).
 
-    ``params.yaml`` holds one full ``training:`` block shared by the four stages and, per stage,
-    only the keys that differ (see the module docstring for how profiles layer on it).
+    ``params.yaml`` holds one full ``training:`` block shared by the stages and, per stage, only
+    the keys that differ (see the module docstring for how profiles layer on it).
     """
 
-    max_steps: int = fld(ge=1)
+    max_steps: int = fld(ge=0)  # >= 1 except in SKIPPABLE_SECTIONS (checked by Params)
     learning_rate: float = fld(gt=0)
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"]
     warmup_steps: int = fld(ge=0)
@@ -235,7 +244,10 @@ class VariantConfig:
     ``grounding`` (one kind of post-training data) or ``one_stage`` (all post-training data and
     the trajectories co-trained in one run, which replaces Stage III). ``apt_chunk`` and
     ``ft_chunk`` are the actions per assistant turn in Stage III and the task fine-tune (Table 4).
-    See :mod:`jvla.variants` for the runs a variant expands to.
+    ``ft_fraction`` and ``post_fraction`` (optional, default 1) scale the data (Figures 5 and 6):
+    the fraction of the per-task fine-tuning episodes, and of the Stage I / II post-training
+    samples, each a nested subset (:mod:`jvla.data.subsets`). See :mod:`jvla.variants` for the
+    runs a variant expands to.
     """
 
     backbone: Literal["qwen2_vl", "llava_next"]
@@ -243,11 +255,19 @@ class VariantConfig:
     stage3: bool
     apt_chunk: int = fld(ge=1)
     ft_chunk: int = fld(ge=1)
+    # Optional keys (a variant lists them only when it scales its data):
+    ft_fraction: float = fld(1.0, gt=0, le=1)  # of each task's fine-tuning episodes (Figure 5)
+    post_fraction: float = fld(1.0, gt=0, le=1)  # of the Stage I + II samples (Figure 6)
 
     def __post_init__(self):
         if self.post_training == "one_stage" and self.stage3:
             raise ConfigError(
                 "variant: post_training one_stage already co-trains the trajectories; expected stage3: false"
+            )
+        if self.post_training == "none" and self.post_fraction != 1:
+            raise ConfigError(
+                f"variant: post_fraction {self.post_fraction} scales post-training data, but "
+                "post_training is none; expected post_fraction: 1"
             )
 
 
@@ -290,6 +310,47 @@ class EvalSetting:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HorizonConfig:
+    """The step limit of an evaluated task, from how long the experts take on it.
+
+    ``limit = max(ceil(expert_factor x p95), min_steps[category])``, then at most the task's own
+    ``max_steps`` and at most ``max_steps`` (when nonzero). ``p95`` is the 95th percentile of the
+    successful expert episodes' steps on the task, measured by the data stage
+    (``results/data/episodes.json``, ``experts.<task>.steps_p95``). With ``expert_factor: 0``, or
+    no expert measurement for the task, the limit is ``min_steps[category]`` (0 = the task's own).
+    """
+
+    # NOTE(paper §5): the paper's step limits are per task (600-1200 steps at 20 Hz, MCU);
+    # embedded limits follow the experts so that a learner is not cut off (docs/deviations.md).
+    expert_factor: float = fld(ge=0)
+    min_steps: dict[str, int]  # category -> steps (every category; 0 = the task's own limit)
+    max_steps: int = fld(ge=0)  # global cap; 0 = none
+
+    def __post_init__(self):
+        from jvla.envs.tasks import CATEGORIES
+
+        for cat, n in self.min_steps.items():
+            if cat not in CATEGORIES:
+                raise ConfigError(
+                    f"evaluate.horizon.min_steps.{cat}: expected one of {list(CATEGORIES)}, found {cat!r}"
+                )
+            if not isinstance(n, int) or n < 0:
+                raise ConfigError(f"evaluate.horizon.min_steps.{cat}: expected an integer >= 0, found {n}")
+        for cat in CATEGORIES:
+            if cat not in self.min_steps:
+                raise ConfigError(f"evaluate.horizon.min_steps.{cat}: missing (required)")
+
+    def limit(self, category: str, task_max_steps: int, expert_p95: float | None) -> int:
+        """Steps (``>= 1``) of an episode of a task of ``category`` whose own limit is
+        ``task_max_steps`` and whose experts' p95 is ``expert_p95`` (None = not measured)."""
+        n = self.min_steps[category]
+        if self.expert_factor and expert_p95 is not None:
+            n = max(n, math.ceil(self.expert_factor * expert_p95))
+        caps = [c for c in (task_max_steps, self.max_steps) if c]
+        return max(1, min([n, *caps]) if n else min(caps))
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvaluateConfig:
     """Rollout evaluation (paper §5): success = reward > 0 within the step limit."""
 
@@ -299,11 +360,7 @@ class EvaluateConfig:
     workers: int = fld(ge=1)  # processes (each with `slots` games)
     executor: Literal["local", "ray"]
     max_retries: int = fld(ge=0)  # per episode, after a game crash
-    # Step limit: min(task max_steps, cap); 0 = the task's own limit (docs/deviations.md).
-    max_steps_cap: int = fld(ge=0)
-    # Per-category caps on top of it (mine/kill/craft/smelt -> steps; 0 or missing = no extra
-    # cap). The limit is the smallest nonzero of the task's, max_steps_cap and this.
-    max_steps_cap_by_category: dict[str, int]
+    horizon: HorizonConfig  # the step limit of each task
     # Minetest render cap during evaluation (0 = env.minetest.fps_max). The agent acts at 20 Hz,
     # so 20 fps shows it every tick while leaving the 2 cores to the policy (data keeps env's).
     fps_max: int = fld(ge=0)
@@ -312,19 +369,6 @@ class EvaluateConfig:
     seed: int  # base seed of the episode seeds
     settings: dict[str, EvalSetting]
 
-    def __post_init__(self):
-        from jvla.envs.tasks import CATEGORIES
-
-        for cat, cap in self.max_steps_cap_by_category.items():
-            if cat not in CATEGORIES:
-                raise ConfigError(
-                    f"evaluate.max_steps_cap_by_category.{cat}: expected one of {list(CATEGORIES)}, found {cat!r}"
-                )
-            if cap < 0:
-                raise ConfigError(
-                    f"evaluate.max_steps_cap_by_category.{cat}: expected an integer >= 0, found {cap}"
-                )
-
     def episodes_of(self, name: str) -> int:
         """Episodes per task of setting ``name``: its own ``episodes``, else ``episodes``, capped
         by ``ablation_episodes`` for ablation settings."""
@@ -332,10 +376,9 @@ class EvaluateConfig:
         n = s.episodes or self.episodes
         return min(n, self.ablation_episodes) if s.ablation and self.ablation_episodes else n
 
-    def step_limit(self, category: str, task_max_steps: int) -> int:
-        """The step limit of a task: min(task max_steps, max_steps_cap, the category's cap), 0s ignored."""
-        caps = [task_max_steps, self.max_steps_cap, self.max_steps_cap_by_category.get(category, 0)]
-        return min(c for c in caps if c)
+    def step_limit(self, category: str, task_max_steps: int, expert_p95: float | None) -> int:
+        """The step limit of a task (:class:`HorizonConfig`)."""
+        return self.horizon.limit(category, task_max_steps, expert_p95)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -370,6 +413,10 @@ class ReportConfig:
     table4_tag: str  # Table 4 success is the mean over the tasks with this tag
     figure4_settings: dict[str, str]  # bar label -> setting
     figure4_tag: str
+    # Figures 5 / 6: the settings of one agent trained on growing data, any order; each point's
+    # fraction is its variant's ft_fraction / post_fraction (checked: nothing else differs).
+    figure5_settings: tuple[str, ...]
+    figure6_settings: tuple[str, ...]
     table8_models: dict[str, str]  # our row -> model run
     backbone: tuple[BackboneRow, ...]
 
@@ -379,8 +426,10 @@ class ReportConfig:
 class Params:
     """Everything in ``params.yaml`` after the profile is applied.
 
-    ``training`` is the shared block resolved over the layers; ``stage1`` .. ``finetune`` are the
-    full hyperparameters of each stage (``training`` with the stage's own overrides applied).
+    ``training`` is the shared block resolved over the layers; ``pretrain``, ``stage1`` ..
+    ``finetune`` are the full hyperparameters of each stage (``training`` with the stage's own
+    overrides applied). ``pretrain`` and ``pretrain_data`` are the base stage's pretraining of a
+    tiny model (:mod:`jvla.data.generic`).
     """
 
     profile: Literal["default", "smoke", "paper"]
@@ -389,6 +438,8 @@ class Params:
     action: ActionConfig
     env: EnvConfig
     training: TrainConfig
+    pretrain: TrainConfig
+    pretrain_data: GenericDataConfig
     stage1: TrainConfig
     stage2: TrainConfig
     stage3: TrainConfig
@@ -400,6 +451,15 @@ class Params:
     report: ReportConfig
     variants: dict[str, VariantConfig]
     profiles: dict[str, dict[str, Any]]
+
+    def __post_init__(self):
+        for name in (TRAINING, *TRAIN_SECTIONS):
+            steps = getattr(self, name).max_steps
+            if steps < 1 and name not in SKIPPABLE_SECTIONS:
+                raise ConfigError(
+                    f"{name}.max_steps: expected an integer >= 1, found {steps} "
+                    f"(only {', '.join(s + '.max_steps' for s in SKIPPABLE_SECTIONS)} may be 0)"
+                )
 
 
 def load(

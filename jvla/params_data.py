@@ -1,8 +1,10 @@
-"""The data stage's sections of ``params.yaml`` (``data:``), re-exported by :mod:`jvla.config`.
+"""The data sections of ``params.yaml``, re-exported by :mod:`jvla.config`.
 
-The post-training datasets (Stage I knowledge QA, Stage II frames with captions, VQA and
-grounding), the trajectories of Stage III and the task fine-tune, and local copies of the
-released hub datasets. Every field is required (no second default besides ``params.yaml``).
+``data:`` (the data stage): the post-training datasets (Stage I knowledge QA, Stage II frames with
+captions, VQA and grounding), the trajectories of Stage III and the task fine-tune, and local
+copies of the released hub datasets. ``pretrain_data:`` (the base stage, not the data stage): the
+generic scenes the tiny base models are pretrained on. Every field is required (no second
+default besides ``params.yaml``).
 """
 
 from __future__ import annotations
@@ -80,8 +82,9 @@ class TrajectoryDataConfig:
     max_steps: int = fld(ge=0)  # cap per episode; 0 = the task's max_steps
     eval_fraction: float = fld(ge=0, lt=1)  # episodes held out (eval loss, Figure 5)
     tasks: tuple[str, ...]  # empty = every task of the backend's suite
-    # Figure 5: fine-tune on these fractions of the fine-tuning episodes (nested subsets).
-    finetune_fractions: tuple[float, ...]
+    # Games side by side while recording (one process, the rollout core's slots). On 2 cores, 3
+    # games at 320x180 keep >95 % fresh frames (benchmarks/env_speed.py).
+    slots: int = fld(ge=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,13 +97,35 @@ class ReleasedDataConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GenericDataConfig:
+    """Generic (non-game) scenes for the base pretraining (:mod:`jvla.data.generic`).
+
+    Read by the ``base`` stage, which generates them itself, so the game data never reruns it.
+    """
+
+    train_images: int = fld(ge=1)  # one multi-turn sample each
+    eval_images: int = fld(ge=1)  # held-out images; one question per kind each
+    questions_per_image: int = fld(ge=1)  # QA turns of a train sample (kinds drawn at random)
+    max_objects: int = fld(ge=1, le=6)  # objects per scene: 1..max_objects
+    # (min, max) short side of an object's box, fraction of the image height: the tiny models see
+    # a frame as 7x4 (Qwen2-VL) or 2x4x4 + 4x4 (LLaVA-NeXT) visual tokens, so objects must span one
+    object_size: tuple[float, ...]
+    radius: int = fld(ge=0)  # pointing scorer tolerance, thousandths of the image
+
+    def __post_init__(self):
+        lo_hi = self.object_size
+        if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1] <= 0.6:
+            raise ConfigError(
+                f"pretrain_data.object_size: expected [min, max] with 0 < min <= max <= 0.6, found {list(lo_hi)}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
 class DataConfig:
     """The data stage: the three post-training datasets and the eval sets (:mod:`jvla.data`)."""
 
     image_scale: float = fld(gt=0, le=1)  # stored frames = env frames scaled by this
     jpeg_quality: int = fld(ge=10, le=100)
-    # Figure 6: post-train on these fractions of the non-trajectory data (nested subsets).
-    post_fractions: tuple[float, ...]
     knowledge: KnowledgeDataConfig
     capture: CaptureConfig
     vision: VisionDataConfig
@@ -109,14 +134,6 @@ class DataConfig:
     released: ReleasedDataConfig
 
     def __post_init__(self):
-        for name in ("post_fractions",):
-            fr = getattr(self, name)
-            if not all(0 < f <= 1 for f in fr):
-                raise ConfigError(f"data.{name}: expected fractions in (0, 1], found {list(fr)}")
-        if not all(0 < f <= 1 for f in self.trajectories.finetune_fractions):
-            raise ConfigError(
-                f"data.trajectories.finetune_fractions: expected fractions in (0, 1], found {list(self.trajectories.finetune_fractions)}"
-            )
         if not all(c >= 1 for c in self.trajectories.chunks):
             raise ConfigError(
                 f"data.trajectories.chunks: expected integers >= 1, found {list(self.trajectories.chunks)}"

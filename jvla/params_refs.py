@@ -9,6 +9,8 @@ instead of hours later in a pipeline stage:
   ``tasks``, ``all`` is the suite and ``tag:<t>`` needs at least one task whose ``tables`` list
   holds ``t`` (as must ``report.table4_tag`` and ``report.figure4_tag``);
 * ``report.*_settings`` values and ``report.backbone[*].setting`` name ``evaluate.settings``;
+  the variants of ``report.figure5_settings`` (``figure6_settings``) differ in ``ft_fraction``
+  (``post_fraction``) alone, one setting per fraction, so each figure scales one kind of data;
 * ``vl_bench.models``, ``report.table8_models`` values and ``report.backbone[*].model`` name runs
   of the variant graph (:func:`jvla.variants.expand`).
 
@@ -42,6 +44,33 @@ def task_tags(root: Path = TASKS_DIR) -> dict[str, tuple[str, ...]]:
         _TASKS_CACHE.clear()
         _TASKS_CACHE[key] = {t.name: t.tables for t in load_tasks(root=root)}
     return _TASKS_CACHE[key]
+
+
+# report key -> the variant field its settings scale (Figures 5 and 6)
+FRACTION_FIGURES = {"figure5_settings": "ft_fraction", "figure6_settings": "post_fraction"}
+
+
+def _check_scaling(params: Params, key: str, field: str, source: str) -> None:
+    """The settings of ``report.<key>`` evaluate variants that differ in ``field`` alone, one
+    setting per fraction (a figure that scales one kind of data and nothing else)."""
+    import dataclasses
+
+    names = getattr(params.report, key)
+    variants = [params.variants[params.evaluate.settings[n].variant] for n in names]
+    seen: dict[float, str] = {}
+    for i, (name, v) in enumerate(zip(names, variants, strict=True)):
+        where = f"{source}: report.{key}[{i}]"
+        if dataclasses.replace(v, **{field: 1.0}) != dataclasses.replace(variants[0], **{field: 1.0}):
+            raise ConfigError(
+                f"{where}: expected a variant that differs from {params.evaluate.settings[names[0]].variant!r} "
+                f"(of {names[0]!r}) in {field} alone, found {params.evaluate.settings[name].variant!r}"
+            )
+        f = getattr(v, field)
+        if f in seen:
+            raise ConfigError(
+                f"{where}: expected one setting per {field}, found {f} in {seen[f]!r} and {name!r}"
+            )
+        seen[f] = name
 
 
 def check_references(params: Params, source: str) -> None:
@@ -87,10 +116,13 @@ def check_references(params: Params, source: str) -> None:
     settings = [(f"report.{m}.{k}", v) for m in ("table1_settings", "table2_settings", "figure4_settings")
                 for k, v in getattr(rep, m).items()]  # fmt: skip
     settings += [(f"report.table4_settings[{i}]", v) for i, v in enumerate(rep.table4_settings)]
+    settings += [(f"report.{m}[{i}]", v) for m in FRACTION_FIGURES for i, v in enumerate(getattr(rep, m))]
     settings += [(f"report.backbone[{i}].setting", r.setting) for i, r in enumerate(rep.backbone)]
     for key, name in settings:
         if name not in ev.settings:
             fail(key, "a key of evaluate.settings", ev.settings, name)
+    for m, field in FRACTION_FIGURES.items():
+        _check_scaling(params, m, field, source)
 
     runs = expand(params.variants)
     models = [(f"vl_bench.models[{i}]", m) for i, m in enumerate(params.vl_bench.models)]

@@ -80,10 +80,10 @@ def test_smoke_profile_is_small():
         ({"action": {"camera_binsize": 3.0}}, "2*maxval/binsize to be an integer"),
         ({"model": {"tiny": {"hidden_size": 130}}}, "divisible by num_heads"),
         (
-            {"evaluate": {"max_steps_cap_by_category": {"mining": 50}}},
-            "overrides.evaluate.max_steps_cap_by_category.mining: unknown key",
+            {"evaluate": {"horizon": {"min_steps": {"mining": 50}}}},
+            "overrides.evaluate.horizon.min_steps.mining: unknown key",
         ),
-        ({"evaluate": {"max_steps_cap_by_category": {"mine": -5}}}, "expected an integer >= 0, found -5"),
+        ({"evaluate": {"horizon": {"min_steps": {"mine": -5}}}}, "expected an integer >= 0, found -5"),
     ],
 )
 def test_errors_name_the_key_the_expectation_and_the_value(override, message):
@@ -140,34 +140,43 @@ def test_to_dict_round_trips(profile):
     assert config.from_dict(config.to_dict(p)) == p
 
 
-def test_step_limit_is_the_smallest_nonzero_cap():
+def test_step_limit_follows_the_experts_with_a_floor_per_category_and_caps():
     ev = config.load(
-        overrides={"evaluate": {"max_steps_cap": 150, "max_steps_cap_by_category": {"mine": 100, "kill": 0}}}
+        overrides={
+            "evaluate": {
+                "horizon": {"expert_factor": 2.0, "min_steps": {"mine": 100, "kill": 200}, "max_steps": 0}
+            }
+        }  # fmt: skip
     ).evaluate
-    assert ev.step_limit("mine", 400) == 100  # category cap
-    assert ev.step_limit("smelt", 600) == 150  # no category cap: the global cap
-    assert ev.step_limit("kill", 400) == 150  # 0 = no category cap
-    assert ev.step_limit("mine", 60) == 60  # the task's own limit is smaller
+    assert ev.step_limit("mine", 400, 30.0) == 100  # 2 x 30 < the floor
+    assert ev.step_limit("mine", 400, 70.5) == 141  # ceil(2 x 70.5)
+    assert ev.step_limit("mine", 120, 70.5) == 120  # the task's own limit is smaller
+    assert ev.step_limit("kill", 400, None) == 200  # not measured: the floor
+    capped = config.load(overrides={"evaluate": {"horizon": {"max_steps": 150}}}).evaluate
+    assert capped.step_limit("kill", 400, 30.0) == 150  # the global cap wins over the floor
     off = config.load(
         overrides={
-            "evaluate": {"max_steps_cap": 0, "max_steps_cap_by_category": {"mine": 0, "kill": 0, "craft": 0}}
-        }
+            "evaluate": {
+                "horizon": {"expert_factor": 0, "min_steps": {"mine": 0, "kill": 0, "craft": 0, "smelt": 0}}
+            }
+        }  # fmt: skip
     ).evaluate
-    assert off.step_limit("craft", 500) == 500
+    assert off.step_limit("craft", 500, 20.0) == 500  # the task's own limit (paper profile)
 
 
-def test_unknown_category_cap_in_the_file_is_rejected(tmp_path):
+def test_unknown_category_in_the_file_is_rejected(tmp_path):
     raw = _raw()
-    raw["evaluate"]["max_steps_cap_by_category"] = {"mining": 50}
-    with pytest.raises(
-        config.ConfigError, match=r"evaluate.max_steps_cap_by_category.mining: expected one of \["
-    ):
+    raw["evaluate"]["horizon"]["min_steps"] = {"mining": 50}
+    with pytest.raises(config.ConfigError, match=r"evaluate.horizon.min_steps.mining: expected one of \["):
         config.load(_write(tmp_path, raw), profile="default")
 
 
 # ------------------------------------------------------------------ one source of defaults
 # The only fields with a default in code: keys a setting may leave out of params.yaml.
-OPTIONAL = {"EvalSetting": {"inference_chunk", "episodes", "videos_per_task", "ablation"}}
+OPTIONAL = {
+    "EvalSetting": {"inference_chunk", "episodes", "videos_per_task", "ablation"},
+    "VariantConfig": {"ft_fraction", "post_fraction"},
+}
 
 
 def _config_classes(tp=config.Params, seen=None) -> set[type]:
@@ -203,7 +212,7 @@ def _supplied_keys(tp: typing.Any, node: typing.Any, path: tuple = ()) -> Iterat
     if dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
         for name in node:
-            if name in OPTIONAL.get(tp.__name__, ()) or (not path and name in STAGES):
+            if name in OPTIONAL.get(tp.__name__, ()) or (not path and name in config.TRAIN_SECTIONS):
                 continue
             yield (*path, name)
             if path or name != "profiles":
@@ -222,7 +231,7 @@ SUPPLIED = list(_supplied_keys(config.Params, RAW))
 def test_the_key_walk_covers_the_file():
     keys = {_key(p) for p in SUPPLIED}
     assert len(SUPPLIED) > 250
-    for k in ("training.max_steps", "model.tiny.vocab_size", "evaluate.max_steps_cap", "profiles",
+    for k in ("training.max_steps", "model.tiny.vocab_size", "evaluate.horizon.expert_factor", "profiles",
               "evaluate.settings.main_il.variant", "report.backbone[0].model", "variants.raw.stage3"):  # fmt: skip
         assert k in keys, k
 
@@ -271,7 +280,7 @@ def test_training_sections_expand_to_the_values_they_had(profile):
 
 
 def test_stage_sections_list_only_what_differs_from_the_shared_block():
-    for stage in STAGES:
+    for stage in config.TRAIN_SECTIONS:
         assert set(RAW[stage]) < set(RAW["training"])
         assert all(RAW[stage][k] != RAW["training"][k] for k in RAW[stage]), stage
     for profile in ("smoke", "paper"):
@@ -357,6 +366,8 @@ REFERENCES = [
     ("report.table2_settings.one_stage", "a key of evaluate.settings"),
     ("report.figure4_settings.vision", "a key of evaluate.settings"),
     ("report.table4_settings[2]", "a key of evaluate.settings"),
+    ("report.figure5_settings[0]", "a key of evaluate.settings"),
+    ("report.figure6_settings[1]", "a key of evaluate.settings"),
     ("report.backbone[0].setting", "a key of evaluate.settings"),
     ("vl_bench.models[3]", "a run of the variant graph"),
     ("report.table8_models.vision", "a run of the variant graph"),

@@ -475,15 +475,21 @@ def test_no_leakage_between_train_and_eval(fake_build):
 
 
 def test_nested_subsets(fake_build):
-    from jvla.data.store import load, subset
+    """The fractions of the scaling figures on a built dataset: its row ids name the episodes."""
+    from jvla.data.store import load
+    from jvla.data.subsets import subset
 
     _, root, _ = fake_build
     ds = load(root / "data" / "task_c1")["train"]
-    eps = [
-        {source_of({"source": x})["episode"] for x in subset(ds, f, seed=0, group="episode")["source"]}
+    sources = [
+        [source_of({"source": x}) for x in subset(ds, "task_c1", f, seed=0)["source"]]
         for f in (0.25, 0.5, 1.0)
     ]
+    eps = [{s["episode"] for s in src} for src in sources]
     assert eps[0] <= eps[1] <= eps[2] and len(eps[0]) < len(eps[2])
+    assert [{s["task"] for s in src} for src in sources] == [{s["task"] for s in sources[2]}] * 3, (
+        "every task stays"
+    )
 
 
 def test_render_sample(fake_build):
@@ -615,6 +621,8 @@ def test_vlp_loader_on_a_local_fixture(tmp_path):
 def test_data_config_errors():
     with pytest.raises(config.ConfigError, match="turns_min"):
         config.load(overrides={"data": {"knowledge": {"turns_min": 9, "turns_max": 2}}})
-    with pytest.raises(config.ConfigError, match="post_fractions"):
+    with pytest.raises(
+        config.ConfigError, match="data.post_fractions: unknown key"
+    ):  # variants scale data now
         config.load(overrides={"data": {"post_fractions": [0.5, 1.5]}})
     assert config.load(profile="paper").data.knowledge.source == "minecraft_data"

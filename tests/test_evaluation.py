@@ -338,10 +338,13 @@ def test_recorded_episodes_are_kept_only_under_the_same_model_and_params(tmp_pat
     (out / "episodes.jsonl").write_text('{"episode": 0}\n')
     _keep_or_clear(out, fp)
     assert (out / "episodes.jsonl").exists(), "same model and params: resume"
-    other_ev = dataclasses.replace(params.evaluate, max_steps_cap=params.evaluate.max_steps_cap + 1)
+    other_ev = dataclasses.replace(
+        params.evaluate, horizon=dataclasses.replace(params.evaluate.horizon, max_steps=7)
+    )
     changed = [
         fingerprint(dataclasses.replace(params, evaluate=other_ev), "main_actvlp", model),
         fingerprint(params, "main_il", model),
+        fingerprint(params, "main_actvlp", model, limits={"mine_dirt": 123}),  # the experts got slower
     ]
     (model / "model.safetensors").write_bytes(b"weights-2")
     changed.append(fingerprint(params, "main_actvlp", model))

@@ -8,6 +8,7 @@ light):
   :mod:`jvla.data.trajectories`, :mod:`jvla.data.released` - one ``build`` per dataset;
 * :mod:`jvla.data.schema` - the sample format; :mod:`jvla.data.reference` - eval answers and
   the rule-based scorer; :mod:`jvla.data.augment` - augmentation for the collator;
-  :mod:`jvla.data.store` - save / load / nested subsets (scaling figures);
+  :mod:`jvla.data.store` - save / load; :mod:`jvla.data.subsets` - the nested fractions of a
+  train split (scaling figures 5 and 6);
   :mod:`jvla.data.cards` - cards and :func:`~jvla.data.cards.render_sample`.
 """

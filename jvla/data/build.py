@@ -183,7 +183,7 @@ def build_all(
             # a fresh one from env_factory if it crashes
             rows = trajectories.record_episodes(
                 env_factory, tasks, d.trajectories, space, seed, d.image_scale, d.jpeg_quality,
-                expert_stats, envs=[env],
+                expert_stats, envs=[env], slots=d.trajectories.slots,
             )  # fmt: skip
             episodes = trajectories.save_episodes(rows, out / "episodes")
             wall["episodes"] = time.monotonic() - t0

@@ -1,23 +1,20 @@
-"""Saving, loading and sub-sampling the datasets (Hugging Face ``datasets``, Arrow on disk).
+"""Saving and loading the datasets (Hugging Face ``datasets``, Arrow on disk).
 
 Every dataset is a ``DatasetDict`` written with ``save_to_disk`` to ``<out_dir>/<name>/`` with
 splits ``train`` and ``eval`` and the columns of :func:`jvla.data.schema.features`. ``datasets``
-is imported lazily (``import jvla`` stays light).
+is imported lazily (``import jvla`` stays light). The nested fractions of a train split that
+the scaling figures train on are :mod:`jvla.data.subsets`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
-import math
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-
-from jvla.data.schema import source_of
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "eval")
@@ -94,28 +91,3 @@ def load(path: str | Path):
 
     datasets.disable_caching()
     return datasets.load_from_disk(str(path))
-
-
-def _rank(seed: int, key: str) -> str:
-    return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
-
-
-def subset(ds: Any, fraction: float, seed: int = 0, group: str | None = None):
-    """A ``fraction`` of ``ds`` chosen by whole groups, **nested** across fractions for one seed
-    (the 25 % subset is inside the 50 % one), for the scaling figures (5 and 6).
-
-    ``group`` names a key of the ``source`` JSON (``"episode"`` for trajectories, ``"scene"`` for
-    vision/grounding, ``"groups"`` for knowledge dialogues); None groups by row ``id``. Groups
-    are ranked by a hash of ``(seed, group)`` and the first ``ceil(fraction * n)`` are kept.
-    """
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction: expected a number in (0, 1], found {fraction}")
-    if fraction == 1:
-        return ds
-    if group is None:
-        keys = list(ds["id"])
-    else:
-        keys = [str(source_of({"source": s}).get(group)) for s in ds["source"]]
-    uniq = sorted(set(keys), key=lambda k: _rank(seed, k))
-    keep = set(uniq[: max(1, math.ceil(fraction * len(uniq)))])
-    return ds.select([i for i, k in enumerate(keys) if k in keep])

@@ -144,6 +144,7 @@ def record_episodes(
     by_name = {t.name: dataclasses.replace(t, max_steps=cfg.max_steps) if cfg.max_steps else t for t in tasks}
     specs = [EpisodeSpec(by_name[ep["task"]], i, ep["seed"]) for i, ep in enumerate(plan)]
     stats = stats if stats is not None else {}
+    steps_ok: dict[str, list[int]] = {}
     episodes = run_episodes(
         specs, env_factory, functools.partial(ExpertPolicy, space), slots=slots, max_retries=3,
         instruction=lambda spec: spec.task.sample_instruction(random.Random(spec.seed)), record="full",
@@ -160,6 +161,8 @@ def record_episodes(
             st["errors"] += 1
             continue
         st["successes"] += int(ep.success)
+        if ep.success:
+            steps_ok.setdefault(task.name, []).append(ep.steps)
         if cfg.success_only and not ep.success:
             continue
         yield {
@@ -176,9 +179,26 @@ def record_episodes(
             "actions": [tok.encode([a]) for a in ep.actions],
         }
     for name, st in stats.items():
+        st |= step_quantiles(steps_ok.get(name, []))
         log.info(
             "expert %s: %d/%d successful (%d errors)", name, st["successes"], st["episodes"], st["errors"]
         )
+
+
+def step_quantiles(steps: Sequence[int]) -> dict[str, float | None]:
+    """``steps_p50``, ``steps_p95`` and ``steps_max`` of successful expert episodes (None when
+    there are none): the evaluation's step limits follow ``steps_p95``
+    (:class:`jvla.config.HorizonConfig`). Quantiles by linear interpolation (numpy's default)."""
+    import numpy as np
+
+    if not steps:
+        return {"steps_p50": None, "steps_p95": None, "steps_max": None}
+    a = np.asarray(steps, dtype=float)
+    return {
+        "steps_p50": round(float(np.percentile(a, 50)), 1),
+        "steps_p95": round(float(np.percentile(a, 95)), 1),
+        "steps_max": int(a.max()),
+    }
 
 
 def episode_features():

@@ -30,10 +30,10 @@ from jvla.variants import final_run
 log = logging.getLogger(__name__)
 
 
-def select_tasks(params: Any, entries: Sequence[str]) -> list[Task]:
+def select_tasks(params: Any, entries: Sequence[str], data_results: Path | None = None) -> list[Task]:
     """The tasks of ``entries`` (names, ``all``, ``tag:<t>``) in ``evaluate.suite`` that the
     backend can run, each with its step limit from :meth:`EvaluateConfig.step_limit`
-    (``evaluate.max_steps_cap`` and ``evaluate.max_steps_cap_by_category``)."""
+    (``evaluate.horizon`` and the experts' step quantiles of :func:`expert_steps_p95`)."""
     from jvla.envs.tasks import CATEGORIES, load_tasks
 
     ev = params.evaluate
@@ -58,12 +58,33 @@ def select_tasks(params: Any, entries: Sequence[str]) -> list[Task]:
                 )
         for t in picked:
             chosen.setdefault(t.name, t)
-    return [dataclasses.replace(t, max_steps=ev.step_limit(t.category, t.max_steps)) for t in chosen.values()]
+    p95 = expert_steps_p95(data_results) if ev.horizon.expert_factor else {}
+    return [
+        dataclasses.replace(t, max_steps=ev.step_limit(t.category, t.max_steps, p95.get(t.name)))
+        for t in chosen.values()
+    ]
+
+
+def expert_steps_p95(data_results: Path | None = None) -> dict[str, float]:
+    """Task -> the 95th percentile of its successful expert episodes' steps, as the data stage
+    measured it (``<data_results>/episodes.json``, default ``results/data``). Tasks without a
+    measurement are absent (their limit falls back to ``evaluate.horizon.min_steps``)."""
+    from jvla.paths import stage_dir
+
+    path = Path(data_results or stage_dir("data")) / "episodes.json"
+    if not path.exists():
+        log.warning("%s: missing; step limits fall back to evaluate.horizon.min_steps", path)
+        return {}
+    experts = json.loads(path.read_text()).get("experts", {})
+    return {t: float(v["steps_p95"]) for t, v in experts.items() if v.get("steps_p95") is not None}
 
 
 def run_setting(params: Any, name: str, models_root: Path | None = None, out_root: Path | None = None,
-                progress: bool = True) -> dict[str, Any]:  # fmt: skip
+                progress: bool = True, data_results: Path | None = None) -> dict[str, Any]:  # fmt: skip
     """Evaluate one ``evaluate.settings`` entry; resumable; returns its summary.
+
+    ``data_results``: where the data stage's cards are (the experts' step quantiles that set the
+    step limits; default ``results/data``).
 
     Writes ``<out_root>/<name>/episodes.jsonl`` (appended per episode), ``summary.json`` (per
     task, per category, the agent's actions/s) and the videos of the first episodes under
@@ -91,8 +112,8 @@ def run_setting(params: Any, name: str, models_root: Path | None = None, out_roo
             f"evaluate.settings.{name}: inference_chunk {execute} > the variant's ft_chunk {chunk}"
         )
     history = params.data.trajectories.history  # the prompt layout the model was trained on
-    _keep_or_clear(out, fingerprint(params, name, model_dir))
-    tasks = select_tasks(params, setting.tasks)
+    tasks = select_tasks(params, setting.tasks, data_results)
+    _keep_or_clear(out, fingerprint(params, name, model_dir, limits={t.name: t.max_steps for t in tasks}))
     ev = params.evaluate
     specs = plan_episodes(tasks, ev.episodes_of(name), ev.seed)
     recs = evaluate(
@@ -120,9 +141,12 @@ def run_setting(params: Any, name: str, models_root: Path | None = None, out_roo
     return summary
 
 
-def fingerprint(params: Any, name: str, model_dir: Path, root: Path | None = None) -> dict[str, str]:
+def fingerprint(
+    params: Any, name: str, model_dir: Path, root: Path | None = None, limits: dict[str, int] | None = None
+) -> dict[str, str]:
     """What the episodes of setting ``name`` depend on, as sha256 digests: the model's files,
-    every parameter the rollouts read, and the source of the code the evaluation runs (the import
+    every parameter the rollouts read (with ``limits``, the tasks' step limits, which also
+    follow the experts' measured steps), and the source of the code the evaluation runs (the import
     closure of the evaluate stage, the same files ``dvc.yaml`` lists as its code deps: editing the
     policy loop re-evaluates, editing a report module does not). Episodes recorded under another
     fingerprint are stale. ``root``: the project whose code is hashed (default this one)."""
@@ -137,7 +161,7 @@ def fingerprint(params: Any, name: str, model_dir: Path, root: Path | None = Non
         "setting": setting, "variant": params.variants[setting.variant], "seed": params.seed,
         "evaluate": dataclasses.replace(params.evaluate, settings={}), "env": params.env,
         "agent": params.agent, "action": params.action, "model": params.model,
-        "history": params.data.trajectories.history,
+        "history": params.data.trajectories.history, "step_limits": limits or {},
     }  # fmt: skip
     plain = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in used.items()}
     blob = json.dumps(plain, sort_keys=True, default=str).encode()

@@ -1,8 +1,8 @@
 """One function per paper figure, from tidy results to a seaborn figure (saved as PNG and PDF).
 
-Inputs as in :mod:`jvla.report.tables`, plus ``losses``: one row per training run with
-``run, variant, stage, data, fraction, eval_loss`` (the final evaluation loss of the run on its
-own held-out data).
+Inputs as in :mod:`jvla.report.tables`; Figures 5 and 6 take the points of
+:func:`jvla.report.readme.figure5_points` / ``figure6_points`` (one row per task and fraction,
+x = a run's final eval loss).
 """
 
 from __future__ import annotations
@@ -83,53 +83,83 @@ def figure4(per_task: pd.DataFrame, settings: Mapping[str, str], tasks: Mapping[
     return fig
 
 
-def figure5(points: pd.DataFrame) -> plt.Figure:
-    """Figure 5: success vs downstream eval loss as the number of fine-tuning trajectories grows.
+MEAN = "mean of the tasks"  # the pooled row of the Figure 5 / 6 points (jvla.report.readme.MEAN)
 
-    Args:
-        points: ``task, fraction, eval_loss, success_rate, ci_low, ci_high`` rows.
-    """
+
+def _scaling(points: pd.DataFrame, missing: Sequence[str], xlabel: str, title: str,
+             thresholds: Mapping[str, float] | None = None) -> plt.Figure:  # fmt: skip
+    """Success vs eval loss as one agent's data grows: one panel per task (and one for the pooled
+    mean), shared axes, a line through the fractions in order, Wilson intervals, each point
+    labelled with its fraction; vertical reference lines (``thresholds``) in a legend below the
+    panels; the settings not run (``missing``) named under them."""
     set_theme()
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    if not points.empty:
-        sns.scatterplot(
-            points, x="eval_loss", y="success_rate", hue="task", size="fraction", sizes=(30, 160), ax=ax
-        )
-        for _, r in points.iterrows():
-            ax.plot([r.eval_loss, r.eval_loss], [r.ci_low, r.ci_high], color="grey", lw=0.8, zorder=0)
-    for name, thr in paper.FIGURE5_THRESHOLD.items():
-        ax.axvline(
-            thr,
-            ls="--" if name == "text" else ":",
-            color="red",
-            lw=1,
-            label=f"paper threshold ({name}) {thr}",
-        )
-    ax.set(ylim=(-0.03, 1.05), xlabel="downstream eval loss (task trajectories)", ylabel="success rate",
-           title="Success vs downstream eval loss, scaling trajectories (paper Fig. 5)")  # fmt: skip
-    ax.legend(fontsize=7, loc="upper right")
+    tasks = sorted(t for t in set(points.task) if t != MEAN) + ([MEAN] if MEAN in set(points.task) else [])
+    ncol = min(4, max(1, len(tasks)))
+    nrow = max(1, -(-len(tasks) // ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.1 * ncol + 0.4 if tasks else 6.5, 2.7 * nrow + 0.9), sharex=True,
+                             sharey=True, squeeze=False)  # fmt: skip
+    colours = dict(zip(tasks, sns.color_palette("colorblind", len(tasks)), strict=True)) | {
+        MEAN: (0.2, 0.2, 0.2)
+    }
+    for ax, task in zip(axes.flat, tasks, strict=False):
+        g = points[points.task == task].sort_values("fraction")
+        sns.lineplot(g, x="eval_loss", y="success_rate", sort=False, estimator=None, marker="o",
+                     color=colours[task], ax=ax, ls="--" if task == MEAN else "-")  # fmt: skip
+        ax.vlines(g.eval_loss, g.ci_low, g.ci_high, color=colours[task], lw=1, alpha=0.7)
+        for _, r in g.iterrows():
+            ax.annotate(f"{r.fraction:.0%}", (r.eval_loss, r.success_rate), xytext=(4, 4),
+                        textcoords="offset points", fontsize=8, color=colours[task])  # fmt: skip
+        ax.set(title=task, xlabel="", ylabel="")
+    used = list(axes.flat[: max(1, len(tasks))])
+    for ax in axes.flat[len(used) :]:
+        ax.set_visible(False)
+    styles = ("--", ":")
+    for ax in used:
+        for i, (name, thr) in enumerate((thresholds or {}).items()):
+            ax.axvline(thr, ls=styles[i % 2], color="red", lw=1, label=f"paper threshold ({name}) {thr}")
+    handles = used[0].get_lines()[-len(thresholds or {}) :] if thresholds else []
+    first = axes.flat[0]
+    first.set(ylim=(-0.03, 1.05))
+    if not tasks:
+        first.text(0.5, 0.5, "not run\n(no fraction has both its training record\nand its evaluation)",
+                   ha="center", va="center", transform=first.transAxes, fontsize=10,
+                   bbox={"facecolor": "white", "edgecolor": "none"})  # fmt: skip
+    fig.supxlabel(xlabel, fontsize=10)
+    fig.supylabel("success rate (Wilson 95 %)", fontsize=10)
+    fig.suptitle(title, fontsize=11)
+    notes = [f"not run: {', '.join(missing)}"] if missing else []
+    if handles:
+        fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), fontsize=8,
+                   frameon=False)  # fmt: skip
+    if notes:
+        fig.text(0.5, -0.08 if handles else 0.0, "; ".join(notes), ha="center", va="top", fontsize=8)
+    fig.tight_layout()
     return fig
 
 
-def figure6(points: pd.DataFrame) -> plt.Figure:
-    """Figure 6: downstream success vs eval loss on the post-training (non-trajectory) data.
+def figure5(points: pd.DataFrame, missing: Sequence[str] = ()) -> plt.Figure:
+    """Figure 5: success vs downstream eval loss as the fine-tuning trajectories are scaled.
 
     Args:
-        points: ``data`` (knowledge / vision / grounding / baseline), ``eval_loss``,
-            ``success_rate`` (mean over the figure's tasks) rows.
+        points: :func:`jvla.report.readme.figure5_points` rows (``task, fraction, eval_loss,
+            success_rate, ci_low, ci_high``; ``task`` may be :data:`MEAN`).
+        missing: the Figure 5 settings without a point (named on the figure as not run).
     """
-    set_theme()
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    if not points.empty:
-        sns.scatterplot(points, x="eval_loss", y="success_rate", hue="data", style="data", s=90, ax=ax)
-        for _data, grp in points.groupby("data"):
-            if len(grp) > 1:
-                g = grp.sort_values("eval_loss")
-                ax.plot(g.eval_loss, g.success_rate, lw=0.8, alpha=0.6)
-    ax.set(ylim=(-0.03, 1.05), xlabel="eval loss on post-training data", ylabel="downstream success rate",
-           title="Success vs post-training eval loss (paper Fig. 6)")  # fmt: skip
-    ax.legend(fontsize=8)
-    return fig
+    return _scaling(points, missing, "downstream eval loss (held-out task trajectories)",
+                    "Success vs downstream eval loss, scaling fine-tuning trajectories (paper Fig. 5)",
+                    paper.FIGURE5_THRESHOLD)  # fmt: skip
+
+
+def figure6(points: pd.DataFrame, missing: Sequence[str] = ()) -> plt.Figure:
+    """Figure 6: downstream success vs eval loss on the post-training (non-trajectory) data as
+    the post-training data is scaled.
+
+    Args:
+        points: :func:`jvla.report.readme.figure6_points` rows (as :func:`figure5`).
+        missing: the Figure 6 settings without a point.
+    """
+    return _scaling(points, missing, "post-training eval loss (held-out vision + grounding sets)",
+                    "Success vs post-training eval loss, scaling Stage I + II data (paper Fig. 6)")  # fmt: skip
 
 
 def loss_curves(curves: pd.DataFrame) -> plt.Figure:

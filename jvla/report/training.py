@@ -1,6 +1,7 @@
 """The training stages' own report: a run's record under ``results/`` and its loss curve.
 
-Written by the training notebooks (``base`` excepted) for one run of the variant graph::
+Written by the training notebooks (and the base notebook when it pretrains) for one run of the
+variant graph::
 
     results/<stage>/<run-key>/metrics.json   steps, losses, eval losses, parameter counts, wall time
     results/<stage>/<run-key>/loss.tsv       training loss per optimizer step (dvclive's file)
@@ -32,6 +33,8 @@ def publish_run(
     parent = str(rec.get("parent", ""))
     if parent.startswith(str(models_root)):  # <models_root>/<parent run>/model -> the run's name
         parent = Path(parent).parent.relative_to(models_root).as_posix()
+        if parent == run:  # a base run starts from its own random-init build, <run>/init
+            parent = f"{run}/init"
     metrics = {
         "run": run, "stage": rec["stage"], "parent": parent,
         "steps": rec.get("global_step"), "train_samples": rec.get("train_samples"),

@@ -1,4 +1,5 @@
-"""One stage runner for every ActVLP stage, the task fine-tune and the one-stage baseline.
+"""One stage runner for every ActVLP stage, the task fine-tune, the one-stage baseline and the
+base pretraining.
 
 :func:`run_stage` takes a parent model directory (or hub id), train/eval datasets in the schema of
 :mod:`jvla.data.schema`, and a stage kind, and writes::
@@ -13,6 +14,7 @@ Freezing (paper §3.1; :data:`TRAINABLE`, from the stage table :data:`jvla.stage
 =============  =========================================  ========================================
 stage          trainable                                  frozen
 =============  =========================================  ========================================
+base           everything (generic pretraining)           nothing
 stage1         language model (embeddings, layers, head)  vision tower, projector
 stage2         everything                                 nothing
 stage3         language model, full or LoRA (``peft``)    vision tower, projector
@@ -30,7 +32,7 @@ Modules: :mod:`~jvla.training.runner` (:func:`run_stage`, freezing, SFT settings
 runs of the variant graph, ``python -m jvla.training``).
 """
 
-from jvla.training.cli import corpus_texts, load_split, main, model_source, run_named
+from jvla.training.cli import build_base, corpus_texts, load_split, main, model_source, run_named
 from jvla.training.collate import ChatCollator, LengthEstimator, assistant_mask, combine
 from jvla.training.runner import TRAINABLE, StageResult, apply_freezing, lora_config, run_stage, sft_config
 
@@ -41,6 +43,7 @@ __all__ = [
     "StageResult",
     "apply_freezing",
     "assistant_mask",
+    "build_base",
     "combine",
     "corpus_texts",
     "load_split",

@@ -12,9 +12,10 @@ from typing import Any
 from jvla import config as jconfig
 from jvla import tiny
 from jvla.config import Params
+from jvla.data.subsets import subset
 from jvla.paths import DATA_DIR, MODELS_DIR
 from jvla.training.runner import run_stage
-from jvla.variants import expand, train_config
+from jvla.variants import RunSpec, expand, train_config
 
 
 def model_source(params: Params, backbone: str) -> str:
@@ -32,6 +33,12 @@ def load_split(path: str | Path, split: str) -> Any | None:
     return next((dd[n] for n in names if n in dd), None)
 
 
+def dataset_texts(ds: Any, limit: int = 20000) -> list[str]:
+    """The text items of the first ``limit`` samples of a schema dataset."""
+    convs = ds.select(range(min(limit, len(ds))))["conversations"]
+    return [it["text"] for conv in convs for t in conv for it in t["content"] if it["type"] == "text"]
+
+
 def corpus_texts(
     data_root: Path,
     kinds: Sequence[str] = ("knowledge", "vision", "grounding", "task_c1"),
@@ -40,12 +47,44 @@ def corpus_texts(
     """Text of the post-training data (for the tiny tokenizer), from whichever kinds exist."""
     texts: list[str] = []
     for kind in kinds:
-        if not (data_root / kind).exists():
-            continue
-        ds = load_split(data_root / kind, "train")
-        for s in ds.select(range(min(limit, len(ds)))):
-            texts += [it["text"] for t in s["conversations"] for it in t["content"] if it["type"] == "text"]
+        if (data_root / kind).exists():
+            texts += dataset_texts(load_split(data_root / kind, "train"), limit)
     return texts
+
+
+def build_base(run: RunSpec, params: Params, data_root: Path, models_root: Path, resume: bool = True) -> Path:
+    """The base run of a tiny model: build it, then pretrain it on generic scenes.
+
+    Writes under ``<models_root>/<run>/``: ``data/`` (the generic dataset, :mod:`jvla.data.generic`),
+    ``init/`` (the random-init build), and ``model/`` (pretrained; what every child run reads)
+    with the usual run record (:func:`jvla.training.runner.run_stage`). With
+    ``pretrain.max_steps: 0`` the random-init build goes straight to ``model/``.
+    """
+    out = models_root / run.name
+    cfg = train_config(params, run)
+    if cfg.max_steps == 0:
+        return tiny.build_tiny(params, run.backbone, corpus_texts(data_root), out / "model")
+    # NOTE(paper §1): the paper starts from Qwen2-VL pretrained on internet-scale image-text data;
+    # this is the embedded stand-in: all parameters trained on generated, non-game scenes
+    # (captions, counting, attributes, relations, bearings, points), so the vision tower that
+    # later stages freeze has real features (docs/deviations.md).
+    from jvla.data import generic
+
+    dd = generic.build(params, out / "data")
+    texts = [*corpus_texts(data_root), *dataset_texts(dd["train"])]
+    init = tiny.build_tiny(params, run.backbone, texts, out / "init")
+    res = run_stage(
+        run.stage,
+        params,
+        init,
+        dd["train"],
+        out,
+        {"generic": dd["eval"]},
+        cfg=cfg,
+        name=run.name,
+        resume=resume,
+    )
+    return res.model_dir
 
 
 def run_named(
@@ -56,8 +95,9 @@ def run_named(
     Data: ``<data_root>/<kind>/`` is a ``DatasetDict`` saved with ``save_to_disk`` holding a
     ``train`` split and optionally an eval split. Models: the run writes
     ``<models_root>/<name>/`` and reads its parent's ``<models_root>/<parent>/model``. A
-    ``base/<backbone>`` run builds the tiny model there (``model.source: tiny``) and is a no-op
-    for a hub checkpoint. Returns the output model directory (or the hub id for a base run).
+    ``base/<backbone>`` run builds and pretrains the tiny model there (``model.source: tiny``;
+    :func:`build_base`) and is a no-op for a hub checkpoint. Returns the output model directory
+    (or the hub id for a base run).
     """
     runs = expand(params.variants)
     if name not in runs:
@@ -67,13 +107,13 @@ def run_named(
         src = model_source(params, run.backbone)
         if src != "tiny":
             return Path(src)
-        out = models_root / name / "model"
-        tiny.build_tiny(params, run.backbone, corpus_texts(data_root), out)
-        return out
+        return build_base(run, params, data_root, models_root, resume)
     parent_run = runs[run.parent]
     src = model_source(params, run.backbone)
     parent = models_root / run.parent / "model" if parent_run.stage != "base" or src == "tiny" else src
-    train = [load_split(data_root / kind, "train") for kind in run.data]
+    # Figures 5 / 6: the run's nested fraction of each train split; the eval splits stay whole.
+    train = [subset(load_split(data_root / kind, "train"), kind, run.fraction_of(kind), params.seed)
+             for kind in run.data]  # fmt: skip
     evals = {kind: e for kind in run.data if (e := load_split(data_root / kind, "eval")) is not None}
     res = run_stage(
         run.stage,
@@ -106,7 +146,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     params = jconfig.load(a.params, profile=a.profile)
     if a.list or not a.run:
         for r in expand(params.variants).values():
-            print(f"{r.name:40s} {r.stage:10s} parent={r.parent} data={','.join(r.data)}")
+            frac = f" fraction={r.fraction:g}" if r.fraction != 1 else ""
+            print(f"{r.name:40s} {r.stage:10s} parent={r.parent} data={','.join(r.data)}{frac}")
         return
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     out = run_named(a.run, params, Path(a.data_root), Path(a.models_root), resume=not a.no_resume)

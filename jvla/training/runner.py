@@ -259,8 +259,8 @@ def run_stage(
     """Train one stage from ``parent`` on ``train_data`` and save the result under ``out_dir``.
 
     Args:
-        stage: a training stage of :data:`jvla.stages.STAGES` (``stage1``, ``stage2``, ``stage3``,
-            ``one_stage``, ``finetune``): freezing rule :data:`TRAINABLE`; default
+        stage: a training stage of :data:`jvla.stages.STAGES` (``base``, ``stage1``, ``stage2``,
+            ``stage3``, ``one_stage``, ``finetune``): freezing rule :data:`TRAINABLE`; default
             hyperparameters from :func:`jvla.variants.train_config`.
         params: the loaded params (model loading, seed, action space).
         parent: a model directory (tiny build or a previous stage's ``model/``) or a hub id.

@@ -230,10 +230,11 @@ class MinetestEnv:
         self.xinput.release_all()
         if self._gui_open or self.capture.cursor_visible():
             self.xinput.tap("escape")
-        cmds = setup.setup_commands(task, self.arena_origin, self._rng, self.record_state)
+        start = setup.draw_start(self._rng, self.cfg.start_yaw_jitter_deg, self.cfg.setup_shift)
+        cmds = setup.setup_commands(task, self.arena_origin, self._rng, self.record_state, start)
         b = self.bridge
         b.wait(b.send(*cmds), timeout=self.cfg.step_timeout_s, alive=self.game.alive)
-        self.yaw, self.pitch = 0.0, 0.0
+        self.yaw, self.pitch = start.yaw % (2 * math.pi), 0.0
         self._last_motion_step = -100
         self.xinput.remainder = [0.0, 0.0]
         self.xinput.tap("hotbar.1")

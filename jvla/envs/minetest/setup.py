@@ -15,12 +15,14 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from jvla.envs import items
 from jvla.envs.tasks import Task, TaskUnsupported
 
 __all__ = [
-    "ARENA_HEIGHT", "ARENA_RADIUS", "TIMES", "TaskUnsupported", "check_task", "setup_commands", "setup_names",
+    "ARENA_HEIGHT", "ARENA_RADIUS", "TIMES", "Start", "TaskUnsupported", "check_task", "draw_start",
+    "setup_commands", "setup_names",
 ]  # fmt: skip
 
 # Minetest time of day (0 = midnight, 0.5 = noon) for the task schema's names.
@@ -98,8 +100,43 @@ def check_task(task: Task) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class Start:
+    """The randomised part of an episode's start (see :func:`draw_start`).
+
+    ``yaw``: the player's initial look direction in radians (Minetest yaw; 0 = facing +z, the
+    direction task offsets call "ahead"). ``dx``, ``dz``: a shift in whole nodes added to every
+    ``place`` / ``fill`` offset of the task's setup, so a block's place in the frame varies while
+    the task's structure (an ore in its stone wall, a log column) stays intact.
+    """
+
+    yaw: float = 0.0
+    dx: int = 0
+    dz: int = 0
+
+
+def draw_start(rng: random.Random, yaw_jitter_deg: float, shift: int) -> Start:
+    """Draw an episode's :class:`Start`: yaw uniform in ``[-yaw_jitter_deg, +yaw_jitter_deg]``
+    degrees and ``dx, dz`` uniform integers in ``[-shift, shift]`` (``dz`` never brings a setup
+    offset closer than one node ahead of the feet: tasks place blocks at least 2 nodes ahead).
+
+    Nothing is drawn from ``rng`` for a zero jitter or shift, so a seed's other draws (the mobs'
+    positions) are unchanged when randomisation is off.
+    """
+    # NOTE(paper §5): MineStudio's evaluation starts each episode at a random teleport
+    # (random_tp_range); the embedded arena is fixed, so the start is jittered instead.
+    yaw = math.radians(rng.uniform(-yaw_jitter_deg, yaw_jitter_deg)) if yaw_jitter_deg > 0 else 0.0
+    dx = rng.randint(-shift, shift) if shift > 0 else 0
+    dz = rng.randint(-min(shift, 1), shift) if shift > 0 else 0
+    return Start(yaw=yaw, dx=dx, dz=dz)
+
+
 def setup_commands(
-    task: Task, origin: tuple[int, int, int], rng: random.Random, record_state: bool = True
+    task: Task,
+    origin: tuple[int, int, int],
+    rng: random.Random,
+    record_state: bool = True,
+    start: Start = Start(),
 ) -> list[dict]:
     """The bridge commands of a soft reset into ``task``, in order.
 
@@ -108,6 +145,7 @@ def setup_commands(
         origin: the arena's centre, the node of the player's feet (x, y, z in nodes).
         rng: draws the mobs' positions and yaws (same draws, in the same order, for one seed).
         record_state: ask the bridge for entities and nodes around the player every step.
+        start: the player's initial yaw and the shift of the placed blocks (:func:`draw_start`).
 
     Raises:
         TaskUnsupported: as :func:`check_task` (a name with no Minetest equivalent).
@@ -115,13 +153,19 @@ def setup_commands(
     ox, oy, oz = origin
 
     def at(off) -> list[int]:
-        return [ox + off[0], oy + off[1], oz + off[2]]
+        return [ox + off[0] + start.dx, oy + off[1], oz + off[2] + start.dz]
 
     watch = [items.block_to_mt(o) for o in task.reward.objects if items.block_to_mt(o)]
     cmds: list[dict] = [
         {"cmd": "reset_player"},
         {"cmd": "clear_objects", "pos": [ox, oy, oz], "radius": 48},
-        {"cmd": "arena", "origin": [ox, oy, oz], "radius": ARENA_RADIUS, "height": ARENA_HEIGHT},
+        {
+            "cmd": "arena",
+            "origin": [ox, oy, oz],
+            "radius": ARENA_RADIUS,
+            "height": ARENA_HEIGHT,
+            "yaw": start.yaw,
+        },
         {"cmd": "clear_inventory"},
         {"cmd": "time", "value": TIMES["day"]},
         {"cmd": "weather", "value": "clear"},

@@ -1,0 +1,128 @@
+"""The learning study (issue 16): success against demonstrations, Stage III steps, model size,
+the base pretraining and the freezing rule, on a fixed subset of tasks covering all four
+categories, with perception diagnostics (:mod:`jvla.study`, :mod:`jvla.diagnostics`).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learning_study.py run p_base p_pre   # some probes
+    .venv/bin/python benchmarks/learning_study.py report                             # table + figure
+    .venv/bin/python benchmarks/learning_study.py list
+
+``run`` records each probe in ``<work>/probes/<name>/probe.json`` (default work folder
+``study/``, git-ignored; a finished probe is not rerun) and copies it to
+``results/study/probes/<name>.json``; ``report`` writes ``results/study/study.csv`` and executes
+``notebooks/11_study.ipynb`` into ``results/study/11_study.ipynb``, which draws
+``results/figures/learning_study.{png,pdf}`` from every recorded probe. Two ``run`` processes
+with different probes can share the work folder (2 cores: one probe each); probes with the same
+data key share one recording of the demonstrations.
+
+Every probe is params overrides on top of ``params.yaml`` (default profile): the lever a probe
+moves is a key a user can set in the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# The fixed subset: two tasks per world category (the mob / the block starts at a random bearing)
+# and one per GUI category (the experts' step counts set the step limits: 2 x p95, floors).
+TASKS = ["mine_dirt", "mine_iron_ore", "kill_cow", "kill_sheep", "craft_stick", "smelt_cooked_beef"]
+EPISODES = 10  # evaluation episodes per task and probe: 20 per category
+
+
+def _demos(n: int) -> dict:
+    return {"data": {"trajectories": {"episodes_per_task": n, "finetune_episodes_per_task": max(3, n // 4)}}}
+
+
+def _steps(n: int) -> dict:
+    return {"stage3": {"max_steps": n, "eval_steps": n, "save_steps": n},
+            "finetune": {"max_steps": max(200, n // 5), "eval_steps": 1000, "save_steps": 1000}}  # fmt: skip
+
+
+def _merge(*parts: dict) -> dict:
+    from jvla.study import merge
+
+    out: dict = {}
+    for p in parts:
+        out = merge(out, p)
+    return out
+
+
+NO_PRETRAIN = {"pretrain": {"max_steps": 0}}
+LLAVA = {"model": {"backbone": "llava_next"}, "variants": {"il": {"backbone": "llava_next"}}}
+WIDE = {"model": {"tiny": {"hidden_size": 256, "intermediate_size": 1024, "num_layers": 4}}}
+
+
+def _probe(demos: int, steps: int, *extra: dict) -> dict:
+    """Overrides of a probe: ``demos`` expert episodes per task, ``steps`` Stage III steps, then ``extra``."""
+    return _merge(_demos(demos), _steps(steps), *extra)
+
+
+# name -> run_probe keywords: overrides, trainable (None = the paper's rule: vision frozen in III /
+# FT), dagger_from / dagger_episodes (one DAgger round on another probe's IL model). Names:
+# q/l = tiny Qwen2-VL / LLaVA-NeXT, d = demos per task, s = Stage III steps, r = random-init base.
+PROBES: dict[str, dict] = {
+    "q_r_d25_s2000": {"over": _probe(25, 2000, NO_PRETRAIN)},
+    "q_r_d50_s2000": {"over": _probe(50, 2000, NO_PRETRAIN)},
+    "q_r_d100_s2000": {"over": _probe(100, 2000, NO_PRETRAIN)},
+    "q_r_d25_s1000": {"over": _probe(25, 1000, NO_PRETRAIN)},
+    "q_r_d25_s4000": {"over": _probe(25, 4000, NO_PRETRAIN)},
+    "q_r_d50_s4000_wide": {"over": _probe(50, 4000, NO_PRETRAIN, WIDE)},
+    "q_r_d25_s2000_vision": {"over": _probe(25, 2000, NO_PRETRAIN), "trainable": "all"},
+    "q_r_d25_s2000_dagger": {
+        "over": _probe(25, 2000, NO_PRETRAIN),
+        "dagger_from": "q_r_d25_s2000",
+        "dagger_episodes": 10,
+    },  # fmt: skip
+    "l_r_d25_s2000": {"over": _probe(25, 2000, NO_PRETRAIN, LLAVA)},
+    "l_r_d50_s4000": {"over": _probe(50, 4000, NO_PRETRAIN, LLAVA)},
+    "q_d25_s2000": {"over": _probe(25, 2000)},
+    "l_d25_s2000": {"over": _probe(25, 2000, LLAVA)},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=["run", "report", "list"])
+    ap.add_argument("probes", nargs="*", help="probe names (run; default: all)")
+    ap.add_argument("--work", default=str(ROOT / "study"), help="work folder (data, models, episodes)")
+    ap.add_argument("--out", default=str(ROOT / "results" / "study"))
+    ap.add_argument("--episodes", type=int, default=EPISODES, help="per task; 0 = diagnostics only")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    out = Path(a.out)
+    if a.command == "list":
+        for name, kw in PROBES.items():
+            print(f"{name:22s} {json.dumps(kw)}")
+        return 0
+    if a.command == "run":
+        from jvla.study import run_probe
+
+        for name in a.probes or list(PROBES):
+            rec = run_probe(name, TASKS, work=Path(a.work), episodes=a.episodes, **PROBES[name])
+            (out / "probes").mkdir(parents=True, exist_ok=True)
+            (out / "probes" / f"{name}.json").write_text(json.dumps(rec, indent=1, sort_keys=True) + "\n")
+            logging.info("%s: %s", name, [(r["task"], r["successes"], r["n"]) for r in rec["per_task"]])
+        return 0
+    from jvla.notebook import execute
+    from jvla.report.study import load
+    from jvla.study import table
+
+    records = load(out / "probes")
+    if not records:
+        print(f"no probes recorded under {out / 'probes'}")
+        return 1
+    table(records).to_csv(out / "study.csv", index=False)
+    execute(ROOT / "notebooks" / "11_study.ipynb", out / "11_study.ipynb",
+            {"probes_dir": str((out / "probes").relative_to(ROOT))})  # fmt: skip
+    print(table(records).round(3).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""The learning study's figure (``benchmarks/learning_study.py``, :mod:`jvla.study`).
+
+Left: success rate per probe and category with Wilson 95 % intervals. Right: the perception
+diagnostic, the teacher-forced accuracy of the turn direction where the expert turns toward its
+target (chance ~0.5), and the button-token accuracy, on held-out expert episodes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def load(folder: Path) -> list[dict[str, Any]]:
+    """The probe records (``<name>.json``) of ``folder``, by name."""
+    return [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
+
+
+def figure(df: Any, path_stem: Path) -> Any:
+    """Draw the study table (:func:`jvla.study.table`) and save it as png and pdf; returns the figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from jvla.report.figures import save, set_theme
+
+    set_theme()
+    probes = list(dict.fromkeys(df["probe"]))
+    cats = [c for c in ("mine", "kill", "craft", "smelt") if c in set(df["category"])] or ["mine"]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 0.45 * len(probes) + 2.2), sharey=True,
+                                  gridspec_kw={"width_ratios": [3, 1.2]})  # fmt: skip
+    pal = dict(zip(cats, sns.color_palette("colorblind", len(cats)), strict=True))
+    for i, cat in enumerate(cats):
+        d = df[df["category"] == cat].set_index("probe").reindex(probes)
+        y = [probes.index(p) + (i - (len(cats) - 1) / 2) * 0.15 for p in probes]
+        ax.errorbar(d["rate"], y, xerr=[d["rate"] - d["ci_low"], d["ci_high"] - d["rate"]], fmt="o",
+                    color=pal[cat], label=cat, capsize=2, ms=5)  # fmt: skip
+    ax.set_yticks(range(len(probes)), probes)
+    ax.invert_yaxis()
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_xlabel("success rate (Wilson 95 % CI)")
+    ax.legend(title="category", loc="upper left", bbox_to_anchor=(1.0, -0.08), ncol=len(cats), frameon=False)
+    first = df.drop_duplicates("probe").set_index("probe").reindex(probes)
+    ax2.scatter(first["turn_acc"], range(len(probes)), marker="s", color="black", label="turn direction")
+    if "turn_acc_train" in first:
+        ax2.scatter(first["turn_acc_train"], range(len(probes)), marker="s", facecolors="none", edgecolors="black",
+                    label="turn direction (train frames)")  # fmt: skip
+    ax2.scatter(first["button_acc"], range(len(probes)), marker="^", color="grey", label="buttons")
+    ax2.axvline(0.5, ls=":", color="grey")
+    ax2.set_xlim(0, 1)
+    ax2.set_xlabel("held-out token accuracy")
+    ax2.legend(loc="upper left", bbox_to_anchor=(0.0, -0.08), ncol=1, frameon=False)
+    fig.tight_layout()
+    save(fig, path_stem)
+    return fig

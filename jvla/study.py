@@ -1,0 +1,334 @@
+"""The learning study: what the embedded agents reach for the data, steps and model size spent.
+
+One *probe* is the pipeline in miniature on a fixed subset of tasks that covers the four
+categories: expert demonstrations from the game (:func:`jvla.data.build.build_all`, trajectories
+only), the base build, Stage III, the task fine-tune (:func:`jvla.training.run_named`, the "IL"
+path of Table 1), an evaluation in the game (:func:`jvla.evaluation.run_setting`) and the
+perception diagnostics on held-out expert episodes (:func:`jvla.diagnostics.action_accuracy`).
+A probe is a name plus params overrides on top of ``params.yaml`` (the default profile), so every
+lever is a key a user can set in the pipeline too.
+
+Demonstrations are recorded once per data key (the overrides that change what the experts do or
+see) and shared by the probes that use them; the trajectory datasets are rebuilt per history and
+chunk from the recorded episodes (cheap). Everything a probe writes lives under its work folder::
+
+    <work>/data/<data key>/            episodes + datasets shared by probes
+    <work>/probes/<name>/models/...    base, stage3, finetune models
+    <work>/probes/<name>/evaluate/...  the evaluation setting's episodes and summary
+    <work>/probes/<name>/probe.json    the record (also appended to the study's runs.jsonl)
+
+Success rates carry Wilson 95 % intervals (:func:`jvla.stats.wilson_interval`).
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# The keys whose values change the recorded demonstrations (anything else reuses them).
+DATA_KEYS = ("env", "data.trajectories.episodes_per_task", "data.trajectories.finetune_episodes_per_task",
+             "data.trajectories.tasks", "data.trajectories.max_steps", "seed")  # fmt: skip
+RUN_NAMES = ("base/{b}", "stage3/{b}/none/c1", "finetune/il")
+SETTING = "main_il"  # the evaluation setting a probe plays (params.yaml's, its tasks overridden)
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested dict ``base`` updated by ``over`` (dicts merge key by key; anything else replaces)."""
+    out = copy.deepcopy(dict(base))
+    for k, v in over.items():
+        out[k] = (
+            merge(out[k], v)
+            if isinstance(v, Mapping) and isinstance(out.get(k), Mapping)
+            else copy.deepcopy(v)
+        )
+    return out
+
+
+def _get(d: Mapping[str, Any], dotted: str) -> Any:
+    for k in dotted.split("."):
+        if not isinstance(d, Mapping) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def data_key(overrides: Mapping[str, Any]) -> str:
+    """A short digest of the overrides that change the demonstrations (:data:`DATA_KEYS`)."""
+    blob = json.dumps({k: _get(overrides, k) for k in DATA_KEYS}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def probe_overrides(tasks: list[str], over: Mapping[str, Any], episodes: int) -> dict[str, Any]:
+    """The overrides of one probe: its own ``over`` on top of the study's fixed part (the task
+    subset in data and in an ``il`` evaluation setting with ``episodes`` per task)."""
+    fixed = {
+        "data": {"trajectories": {"tasks": list(tasks)}},
+        "evaluate": {"episodes": episodes, "settings": {SETTING: {"variant": "il", "tasks": list(tasks)}}},
+    }
+    return merge(fixed, over)
+
+
+def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, episodes: int = 10,
+              trainable: str | None = None, diag_limit: int = 400, dagger_from: str | None = None,
+              dagger_episodes: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Run one probe end to end (module docstring); returns its record and writes ``probe.json``.
+
+    Args:
+        name: the probe's name (its folder).
+        tasks: the task subset.
+        over: params overrides (nested dict) of this probe.
+        work: the study's work folder.
+        episodes: evaluation episodes per task; 0 = no evaluation (a diagnostics-only probe).
+        trainable: ``"all"`` unfreezes the vision tower in Stage III and the fine-tune (a
+            measured departure from the paper's rule, :data:`jvla.training.runner.TRAINABLE`);
+            None keeps the paper's rule.
+        diag_limit: held-out samples for the diagnostics.
+        dagger_from: another (finished) probe whose IL model starts one DAgger round of
+            ``dagger_episodes`` per task (:func:`dagger_round`); this probe then reports the
+            model after that round (its own overrides must match the other probe's).
+
+    A finished probe (its ``probe.json`` exists) is returned as recorded.
+    """
+    from jvla import config
+    from jvla.actions import ActionSpace
+    from jvla.data import trajectories
+    from jvla.data.build import build_all
+    from jvla.data.store import load as load_ds
+    from jvla.diagnostics import action_accuracy
+    from jvla.envs.tasks import load_tasks
+    from jvla.evaluation import run_setting
+    from jvla.evaluation.settings import select_tasks
+    from jvla.stats import wilson_interval
+    from jvla.training import load_split, run_named, runner
+
+    pdir = Path(work) / "probes" / name
+    rec_path = pdir / "probe.json"
+    if rec_path.exists():
+        return json.loads(rec_path.read_text())
+    ov = probe_overrides(tasks, over, episodes)
+    params = config.load(overrides=ov)
+    rec: dict[str, Any] = {
+        "name": name,
+        "tasks": list(tasks),
+        "overrides": ov,
+        "trainable": trainable or "paper",
+    }
+    wall: dict[str, float] = {}
+
+    # -- demonstrations (shared per data key) and the datasets of this probe's history
+    ddir = Path(work) / "data" / data_key(ov)
+    t0 = time.monotonic()
+    ddir.mkdir(parents=True, exist_ok=True)
+    with open(ddir / ".lock", "w") as lock:  # two study processes may want the same demonstrations
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (ddir / "cards" / "episodes.json").exists():
+            build_all(params, ddir, results_dir=ddir / "cards", kinds=("knowledge", "trajectories"))
+    data = pdir / "data"
+    if not dagger_from:
+        if data.exists():
+            shutil.rmtree(data)
+        data.mkdir(parents=True)
+        for k in ("knowledge", "episodes"):
+            (data / k).symlink_to((ddir / k).resolve(), target_is_directory=True)
+        trajectories.build(load_ds(ddir / "episodes"), params.data.trajectories, [1],
+                           ActionSpace.from_config(params.action), data, params.seed)  # fmt: skip
+    wall["data_s"] = time.monotonic() - t0
+    cards = json.loads((ddir / "cards" / "episodes.json").read_text())
+    rec["experts"] = cards.get("experts", {})
+    rec["labels"] = label_stats(load_ds(ddir / "episodes"), ActionSpace.from_config(params.action))
+    rec["episodes"] = cards.get("splits", {})
+
+    # -- training: base, Stage III, fine-tune (the IL path); or one DAgger round on another probe
+    t0 = time.monotonic()
+    saved = dict(runner.TRAINABLE)
+    try:
+        if trainable:
+            runner.TRAINABLE.update({"stage3": trainable, "finetune": trainable})
+        if dagger_from:
+            src = Path(work) / "probes" / dagger_from
+            if not (src / "probe.json").exists():
+                raise FileNotFoundError(f"dagger_from={dagger_from!r}: run that probe first ({src})")
+            tasks_ = load_tasks(backend=params.env.backend, names=list(tasks))
+            rec["dagger"] = dagger_round(params, src / "data", src / "models", tasks_, dagger_episodes, pdir,
+                                         ddir / "cards")  # fmt: skip
+            rec["dagger"]["from"] = dagger_from
+        else:
+            for r in RUN_NAMES:
+                run_named(
+                    r.format(b=params.model.backbone), params, data_root=data, models_root=pdir / "models"
+                )
+    finally:
+        runner.TRAINABLE.clear()
+        runner.TRAINABLE.update(saved)
+    wall["train_s"] = time.monotonic() - t0
+    model = pdir / "models" / "finetune" / "il" / "model"
+    rec["train_loss"] = {
+        r: _final_losses(pdir / "models" / r.format(b=params.model.backbone)) for r in RUN_NAMES[1:]
+    }
+
+    # -- perception diagnostics on held-out expert episodes (Stage III's eval split)
+    t0 = time.monotonic()
+    held = load_split(data / "trajectory_c1", "eval")
+    rec["diagnostics"] = action_accuracy(model, params, held, limit=diag_limit) if held is not None else {}
+    # the same on training frames: a low turn accuracy here means the policy underfits what it sees
+    rec["diagnostics_train"] = action_accuracy(model, params, load_split(data / "trajectory_c1", "train"),
+                                               limit=diag_limit)  # fmt: skip
+    wall["diag_s"] = time.monotonic() - t0
+
+    # -- evaluation in the game (episodes=0: a diagnostics-only probe)
+    rec["step_limits"] = {t.name: t.max_steps for t in select_tasks(params, list(tasks), ddir / "cards")}
+    if episodes == 0:
+        rec["per_task"] = []
+        rec["wall_s"] = {k: round(v, 1) for k, v in wall.items()}
+        rec_path.write_text(json.dumps(rec, indent=1, sort_keys=True, default=str) + "\n")
+        return rec
+    t0 = time.monotonic()
+    summ = run_setting(params, SETTING, models_root=pdir / "models", out_root=pdir / "evaluate",
+                       progress=True, data_results=ddir / "cards")  # fmt: skip
+    wall["eval_s"] = time.monotonic() - t0
+    rows = []
+    for r in summ["per_task"]:
+        lo, hi = wilson_interval(r["successes"], r["n"])
+        rows.append({"task": r["task"], "category": r["category"], "successes": r["successes"], "n": r["n"],
+                     "rate": r["success_rate"], "ci_low": lo, "ci_high": hi})  # fmt: skip
+    rec["per_task"] = rows
+    rec["wall_s"] = {k: round(v, 1) for k, v in wall.items()}
+    rec_path.write_text(json.dumps(rec, indent=1, sort_keys=True, default=str) + "\n")
+    return rec
+
+
+def dagger_round(params: Any, data: Path, models: Path, tasks: list[Any], episodes: int, out: Path,
+                 data_cards: Path) -> dict[str, Any]:  # fmt: skip
+    """One DAgger round (:mod:`jvla.data.dagger`) on a finished IL probe, in a new folder ``out``.
+
+    The probe's fine-tuned model (``<models>/finetune/il``) plays ``episodes`` per task (seeds
+    disjoint from the demonstrations' and the evaluation's) at the evaluation's step limits; the
+    experts label its states; ``out/data/task_c1`` = the probe's fine-tune set + every relabelled
+    step (train split; the eval split is unchanged, so eval losses stay comparable); the fine-tune
+    is rerun from the same Stage III model into ``out/models/finetune/il``. Returns counts.
+    """
+    import functools
+
+    from jvla.actions import ActionSpace
+    from jvla.agent.policy import make_policy
+    from jvla.data import trajectories
+    from jvla.data.dagger import relabel_episodes
+    from jvla.data.store import load as load_ds
+    from jvla.data.store import save
+    from jvla.envs.factory import make_env
+    from jvla.evaluation.settings import select_tasks
+    from jvla.rollout import EpisodeSpec
+    from jvla.training import run_named
+
+    space = ActionSpace.from_config(params.action)
+    d, h = params.data, params.data.trajectories.history
+    limited = select_tasks(params, [t.name for t in tasks], data_cards)
+    specs = [
+        EpisodeSpec(t, i, 9_000_000 + 1_000 * k + i) for k, t in enumerate(limited) for i in range(episodes)
+    ]
+    learner = functools.partial(
+        make_policy, params, str(models / "finetune" / "il" / "model"), h, 1, 1, params.seed
+    )
+    rows = relabel_episodes(specs, functools.partial(make_env, params), learner, space, d.image_scale,
+                            d.jpeg_quality, slots=params.evaluate.slots, seed=params.seed)  # fmt: skip
+    eps = trajectories.save_episodes(rows, out / "data" / "dagger_episodes")
+    null = trajectories.token_strings(space).encode([space.null_env_action()])
+    base = load_ds(data / "task_c1")
+
+    def train_rows():
+        yield from base["train"]
+        for e in eps:
+            yield from trajectories.samples(e, h, 1, d.trajectories.stride, null)
+
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    splits = {"train": train_rows()} | ({"eval": iter(base["eval"])} if "eval" in base else {})
+    save(splits, out / "data" / "task_c1")
+    for k in ("knowledge", "trajectory_c1"):
+        if not (out / "data" / k).exists():
+            (out / "data" / k).symlink_to((data / k).resolve(), target_is_directory=True)
+    for r in ("base", "stage3"):
+        dst = out / "models" / r
+        if not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.symlink_to((models / r).resolve(), target_is_directory=True)
+    run_named("finetune/il", params, data_root=out / "data", models_root=out / "models")
+    return {"episodes": len(eps), "learner_successes": int(sum(eps["success"])), "steps": int(sum(eps["steps"])),
+            "train_samples": len(base["train"]) + int(sum(eps["steps"]))}  # fmt: skip
+
+
+def label_stats(episodes: Any, space: Any) -> dict[str, dict[str, float]]:
+    """How often the experts' labels press ``attack``, move the camera or only walk forward, per
+    category of the recorded ``episodes`` (fractions of steps, and the step count ``n``)."""
+    import numpy as np
+
+    from jvla.data.trajectories import token_strings
+
+    tok = token_strings(space)
+    out: dict[str, list[tuple[int, int, int]]] = {}
+    for cat, acts in zip(episodes["category"], episodes["actions"], strict=True):
+        for a in acts:
+            (act,) = tok.decode_text(a).actions
+            cam = bool(np.any(np.abs(np.asarray(act["camera"], dtype=float)) > 1e-6))
+            pressed = {k for k, v in act.items() if k != "camera" and v}
+            out.setdefault(cat, []).append(
+                (int("attack" in pressed), int(cam), int(pressed == {"forward"} and not cam))
+            )
+    return {
+        c: {
+            "attack": float(np.mean([r[0] for r in v])),
+            "camera": float(np.mean([r[1] for r in v])),
+            "forward_only": float(np.mean([r[2] for r in v])),
+            "n": len(v),
+        }  # fmt: skip
+        for c, v in sorted(out.items())
+    }
+
+
+def _final_losses(run_dir: Path) -> dict[str, Any]:
+    """The first and last train loss and the last eval losses of a training run (``run.json``)."""
+    p = run_dir / "run.json"
+    if not p.exists():
+        return {}
+    r = json.loads(p.read_text())
+    return {k: r[k] for k in ("train_loss_first", "train_loss_last", "eval", "wall_s") if k in r}
+
+
+def table(records: list[dict[str, Any]]) -> Any:
+    """One row per probe and category: successes, n, rate and Wilson interval, plus the
+    diagnostics' turn-direction accuracy on kill frames and the wall times (a DataFrame)."""
+    import pandas as pd
+
+    from jvla.stats import wilson_interval
+
+    rows = []
+    for rec in records:
+        by_cat: dict[str, list[int]] = {}
+        for r in rec.get("per_task", []):
+            s, n = by_cat.setdefault(r["category"], [0, 0])
+            by_cat[r["category"]] = [s + r["successes"], n + r["n"]]
+        diag, fit = rec.get("diagnostics", {}), rec.get("diagnostics_train", {})
+        if not by_cat:  # a diagnostics-only probe: one row, success not measured
+            by_cat = {"(not evaluated)": [0, 0]}
+        for cat, (s, n) in sorted(by_cat.items()):
+            lo, hi = wilson_interval(s, n)
+            rows.append({
+                "probe": rec["name"], "category": cat, "successes": s, "n": n, "rate": s / n if n else float("nan"),
+                "ci_low": lo, "ci_high": hi, "turn_acc": (diag.get("all") or {}).get("turns"),
+                "turn_acc_train": (fit.get("all") or {}).get("turns"),
+                "button_acc": (diag.get("all") or {}).get("buttons"),
+                **rec.get("wall_s", {}),
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+__all__ = ["DATA_KEYS", "data_key", "merge", "probe_overrides", "run_probe", "table"]

@@ -1,0 +1,211 @@
+"""Issue 16's pieces without the game: randomised starts, the player-like kill expert, step limits
+from the experts' measured steps, the perception diagnostics and the study's bookkeeping."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+
+from jvla.envs import items
+from jvla.envs.minetest import setup
+from jvla.envs.minetest.experts.world import KillExpert
+from jvla.envs.tasks import load_tasks
+
+
+# ---------------------------------------------------------------------------- randomised starts
+def test_no_jitter_draws_nothing_so_other_draws_are_unchanged():
+    rng = random.Random(7)
+    start = setup.draw_start(rng, 0.0, 0)
+    assert start == setup.Start()
+    assert rng.random() == random.Random(7).random()
+
+
+def test_jitter_stays_in_range_and_varies():
+    rng = random.Random(1)
+    starts = [setup.draw_start(rng, 40.0, 1) for _ in range(300)]
+    yaws = [math.degrees(s.yaw) for s in starts]
+    assert max(abs(y) for y in yaws) <= 40.0 and np.std(yaws) > 15
+    assert {s.dx for s in starts} == {-1, 0, 1} and {s.dz for s in starts} == {-1, 0, 1}
+
+
+def test_the_start_turns_the_player_and_shifts_every_placed_block_together():
+    task = load_tasks(backend="minetest", names=["mine_coal_ore"])[0]  # a stone wall with the ore in it
+    origin = (10, 5, -3)
+    plain = setup.setup_commands(task, origin, random.Random(0), record_state=False)
+    start = setup.Start(yaw=0.5, dx=1, dz=-1)
+    moved = setup.setup_commands(task, origin, random.Random(0), record_state=False, start=start)
+    arena = next(c for c in moved if c["cmd"] == "arena")
+    assert arena["yaw"] == 0.5 and arena["origin"] == list(origin), "the arena stays, the player turns"
+    before = [c for c in plain if c["cmd"] in ("set_node", "fill")]
+    after = [c for c in moved if c["cmd"] in ("set_node", "fill")]
+    assert len(before) == len(after) == 2
+    for b, a in zip(before, after, strict=True):
+        for key in ("pos", "from", "to"):
+            if key in b:
+                assert a[key] == [b[key][0] + 1, b[key][1], b[key][2] - 1], key
+
+
+# ------------------------------------------------------------------------ the player-like expert
+def _kill_state(mob_pos, yaw=0.0):
+    cow = items.entity_to_mt("cow")
+    return {
+        "gui_open": False, "inventory": {"main": [("default:sword_steel", 1)]}, "wielded_index": 1,
+        "entities": [{"name": cow, "pos": list(mob_pos), "id": 9, "hp": 10,
+                      "collisionbox": [-0.4, 0, -0.4, 0.4, 1.2, 0.4]}],
+        "pos": [0.0, 0.0, 0.0], "eye": [0.0, 1.47, 0.0], "yaw": yaw, "pitch": 0.0, "pointed": None,
+    }  # fmt: skip
+
+
+class _Stub:
+    def __init__(self, state):
+        self.state = state
+
+    def privileged_state(self):
+        return self.state
+
+
+@pytest.mark.parametrize(
+    ("mob", "attack", "turn"),
+    [
+        ((0.0, 0.0, 3.0), 1, 0),  # ahead and near: attack held, no turn needed
+        ((0.0, 0.0, 8.0), 0, 0),  # ahead but far: walk, no attack yet
+        ((-2.0, 0.0, 2.0), 0, -1),  # 45 deg to the left (+x is right at yaw 0): turn left, no attack
+        ((0.5, 0.0, 3.0), 1, 1),  # slightly right and near: attack held while turning right
+    ],
+)
+def test_kill_expert_holds_attack_near_the_mob_and_turns_toward_it(space, mob, attack, turn):
+    task = load_tasks(backend="minetest", names=["kill_cow"])[0]
+    expert = KillExpert(task, space)
+    expert._weapon_selected = True
+    a = expert.act(_Stub(_kill_state(mob)))
+    assert a["attack"] == attack
+    dyaw = float(np.asarray(a["camera"])[1])
+    assert (dyaw > 0) - (dyaw < 0) == turn, dyaw
+    assert abs(dyaw) <= 10.0
+    held = [expert.act(_Stub(_kill_state(mob)))["attack"] for _ in range(5)]
+    assert held == [attack] * 5, "held on every step, not clicked once per cooldown"
+
+
+def test_kill_expert_turns_in_proportion_to_the_offset(space):
+    task = load_tasks(backend="minetest", names=["kill_cow"])[0]
+    turns = []
+    for x in (0.3, 0.8):
+        e = KillExpert(task, space)
+        e._weapon_selected = True
+        turns.append(abs(float(np.asarray(e.act(_Stub(_kill_state((x, 0.0, 6.0))))["camera"])[1])))
+    assert 0 < turns[0] < turns[1] < 10.0
+
+
+# ---------------------------------------------------------------------- step limits from experts
+def test_step_quantiles_of_successful_expert_episodes():
+    from jvla.data.trajectories import step_quantiles
+
+    q = step_quantiles(list(range(1, 101)))
+    assert q == {"steps_p50": 50.5, "steps_p95": 95.0, "steps_max": 100}
+    assert step_quantiles([]) == {"steps_p50": None, "steps_p95": None, "steps_max": None}
+
+
+def test_evaluated_tasks_get_twice_the_experts_p95_with_the_category_floor(tmp_path):
+    from jvla import config
+    from jvla.evaluation.settings import select_tasks
+
+    card = {"experts": {"mine_dirt": {"steps_p95": 70.5}, "kill_cow": {"steps_p95": 51.0},
+                        "craft_stick": {"steps_p95": None}}}  # fmt: skip
+    (tmp_path / "episodes.json").write_text(json.dumps(card))
+    params = config.load()
+    tasks = {
+        t.name: t
+        for t in select_tasks(params, ["mine_dirt", "kill_cow", "craft_stick", "mine_stone"], tmp_path)
+    }
+    floor = params.evaluate.horizon.min_steps
+    assert tasks["mine_dirt"].max_steps == max(141, floor["mine"])
+    assert tasks["kill_cow"].max_steps == max(102, floor["kill"]) >= 200
+    assert tasks["craft_stick"].max_steps == floor["craft"], "no measurement: the floor"
+    assert tasks["mine_stone"].max_steps == floor["mine"], "a task the experts never ran: the floor"
+
+
+# --------------------------------------------------------------------------------- diagnostics
+def test_diagnostics_score_buttons_camera_bins_and_turn_direction():
+    from jvla.diagnostics import score_positions
+
+    ids = {"press": {1, 2}, "pitch": {10: 0, 11: 1, 12: 2}, "yaw": {20: 0, 21: 1, 22: 2}, "null_bin": 1}
+    begin = 99
+    # expert: BEGIN attack(1) PITCH(11) YAW(22: right) END ; BEGIN PITCH(11) YAW(21: none)
+    label = [1, 11, 22, 100, 11, 21]
+    prev = [begin, 1, 11, 22, begin, 11]
+    pred = [2, 11, 22, 100, 12, 20]  # wrong button; right pitch; right turn; -, wrong pitch; turns left
+    res = score_positions(pred, label, prev, ids)
+    assert res["buttons"] == [False, False], "the press, then the no-press decision (pitch right after BEGIN)"
+    assert res["pitch"] == [True, False]
+    assert res["yaw"] == [True, False]
+    assert res["yaw_dir"] == [True, False]
+    assert res["turns"] == [True], "only where the expert turns"
+
+
+# ------------------------------------------------------------------------------------- study
+def test_probes_share_demonstrations_only_when_the_data_is_the_same():
+    from jvla.study import data_key, probe_overrides
+
+    tasks = ["mine_dirt", "kill_cow"]
+    a = probe_overrides(tasks, {"stage3": {"max_steps": 10}}, 5)
+    b = probe_overrides(tasks, {"stage3": {"max_steps": 99}, "model": {"tiny": {"hidden_size": 256}}}, 5)
+    c = probe_overrides(tasks, {"data": {"trajectories": {"episodes_per_task": 50}}}, 5)
+    assert data_key(a) == data_key(b) != data_key(c)
+    assert a["evaluate"]["settings"]["main_il"] == {"variant": "il", "tasks": tasks}
+    assert c["data"]["trajectories"] == {"tasks": tasks, "episodes_per_task": 50}
+
+
+# ------------------------------------------------------------------------------------- DAgger
+class _Const:
+    """A policy stub that always returns ``value`` and counts its resets."""
+
+    def __init__(self, value):
+        self.value, self.resets = value, 0
+
+    def reset(self, slot, task, instruction, env):
+        self.resets += 1
+
+    def act(self, slots, frames):
+        return [dict(self.value) for _ in slots]
+
+    def episode_stats(self, slot):
+        return {"n_actions": 1}
+
+
+@pytest.mark.parametrize(("beta", "executed"), [(0.0, "learner"), (1.0, "expert")])
+def test_dagger_executes_the_learner_and_records_the_experts_labels(beta, executed):
+    from jvla.data.dagger import DaggerPolicy
+
+    learner, expert = _Const({"who": "learner"}), _Const({"who": "expert"})
+    pol = DaggerPolicy(learner, expert, beta=beta)
+    pol.reset(0, None, "", None)
+    frames = [np.zeros((2, 2, 3), np.uint8)]
+    acts = [pol.act([0], frames)[0] for _ in range(3)]
+    assert [a["who"] for a in acts] == [executed] * 3
+    stats = pol.episode_stats(0)
+    assert [lab["who"] for lab in stats["labels"]] == ["expert"] * 3 and stats["n_actions"] == 1
+    assert learner.resets == expert.resets == 1
+
+
+def test_dagger_relabels_real_rollouts_with_the_fake_envs_experts(space):
+    from jvla.data.dagger import relabel_episodes
+    from jvla.envs.fake import FakeEnv
+    from jvla.rollout import EpisodeSpec
+
+    task = load_tasks(names=["mine_iron_ore"])[0]
+    null = space.null_env_action()
+    rows = list(relabel_episodes([EpisodeSpec(task, 0, 5)], lambda: FakeEnv(seed=1), lambda: _Const(null),
+                                 space, scale=1.0, quality=90))  # fmt: skip
+    (row,) = rows
+    assert not row["success"], "the null-action learner never digs"
+    assert row["steps"] == len(row["frames"]) == len(row["actions"]) == task.max_steps
+    from jvla.data.trajectories import token_strings
+
+    idle = token_strings(space).encode([null])
+    assert all(a != idle for a in row["actions"]), (
+        "the labels are the expert's (turn to the ore), not the learner's"
+    )
