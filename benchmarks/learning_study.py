@@ -9,7 +9,7 @@ categories, with perception diagnostics (:mod:`jvla.study`, :mod:`jvla.diagnosti
 ``run`` records each probe in ``<work>/probes/<name>/probe.json`` (default work folder
 ``study/``, git-ignored; a finished probe is not rerun) and copies it to
 ``results/study/probes/<name>.json``; ``report`` writes ``results/study/study.csv`` and executes
-``notebooks/11_study.ipynb`` into ``results/study/11_study.ipynb``, which draws
+``benchmarks/learning_study.ipynb`` into ``results/study/learning_study.ipynb``, which draws
 ``results/figures/learning_study.{png,pdf}`` from every recorded probe. Two ``run`` processes
 with different probes can share the work folder (2 cores: one probe each); probes with the same
 data key share one recording of the demonstrations.
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no probes recorded under {out / 'probes'}")
         return 1
     table(records).to_csv(out / "study.csv", index=False)
-    execute(ROOT / "notebooks" / "11_study.ipynb", out / "11_study.ipynb",
+    execute(ROOT / "benchmarks" / "learning_study.ipynb", out / "learning_study.ipynb",
             {"probes_dir": str((out / "probes").relative_to(ROOT))})  # fmt: skip
     print(table(records).round(3).to_string(index=False))
     return 0

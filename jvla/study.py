@@ -73,7 +73,10 @@ def probe_overrides(tasks: list[str], over: Mapping[str, Any], episodes: int) ->
     subset in data and in an ``il`` evaluation setting with ``episodes`` per task)."""
     fixed = {
         "data": {"trajectories": {"tasks": list(tasks)}},
-        "evaluate": {"episodes": episodes, "settings": {SETTING: {"variant": "il", "tasks": list(tasks)}}},
+        "evaluate": {
+            "episodes": max(episodes, 1),
+            "settings": {SETTING: {"variant": "il", "tasks": list(tasks)}},
+        },
     }
     return merge(fixed, over)
 
