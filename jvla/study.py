@@ -306,9 +306,18 @@ def _final_losses(run_dir: Path) -> dict[str, Any]:
     return {k: r[k] for k in ("train_loss_first", "train_loss_last", "eval", "wall_s") if k in r}
 
 
+def kill_turn_accuracy(diag: Mapping[str, Any]) -> float | None:
+    """The turn-direction accuracy (:mod:`jvla.diagnostics` ``turns``) pooled over the kill tasks'
+    positions: does the policy turn toward the mob? (GUI tasks' cursor moves are left out.)"""
+    parts = [(v["turns"], v["n_turns"]) for k, v in diag.items() if k.startswith("kill") and v.get("n_turns")]
+    n = sum(m for _, m in parts)
+    return sum(a * m for a, m in parts) / n if n else None
+
+
 def table(records: list[dict[str, Any]]) -> Any:
     """One row per probe and category: successes, n, rate and Wilson interval, plus the
-    diagnostics' turn-direction accuracy on kill frames and the wall times (a DataFrame)."""
+    diagnostics' turn-direction accuracy on held-out and on training kill frames
+    (:func:`kill_turn_accuracy`), the button accuracy and the wall times (a DataFrame)."""
     import pandas as pd
 
     from jvla.stats import wilson_interval
@@ -326,8 +335,8 @@ def table(records: list[dict[str, Any]]) -> Any:
             lo, hi = wilson_interval(s, n)
             rows.append({
                 "probe": rec["name"], "category": cat, "successes": s, "n": n, "rate": s / n if n else float("nan"),
-                "ci_low": lo, "ci_high": hi, "turn_acc": (diag.get("all") or {}).get("turns"),
-                "turn_acc_train": (fit.get("all") or {}).get("turns"),
+                "ci_low": lo, "ci_high": hi, "turn_acc": kill_turn_accuracy(diag),
+                "turn_acc_train": kill_turn_accuracy(fit),
                 "button_acc": (diag.get("all") or {}).get("buttons"),
                 **rec.get("wall_s", {}),
             })  # fmt: skip

@@ -209,3 +209,20 @@ def test_dagger_relabels_real_rollouts_with_the_fake_envs_experts(space):
     assert all(a != idle for a in row["actions"]), (
         "the labels are the expert's (turn to the ore), not the learner's"
     )
+
+
+def test_study_table_pools_categories_and_the_kill_turn_accuracy():
+    from jvla.study import kill_turn_accuracy, table
+
+    diag = {"all": {"turns": 0.9, "n_turns": 30}, "kill_cow": {"turns": 0.5, "n_turns": 10},
+            "kill_sheep": {"turns": 0.0, "n_turns": 10}, "craft_stick": {"turns": 1.0, "n_turns": 10}}  # fmt: skip
+    assert kill_turn_accuracy(diag) == 0.25, "kill positions only, weighted by their counts"
+    assert kill_turn_accuracy({"mine_dirt": {"turns": 1.0, "n_turns": 4}}) is None
+    rec = {"name": "p", "diagnostics": diag, "diagnostics_train": {}, "wall_s": {"eval_s": 1.0},
+           "per_task": [{"task": "kill_cow", "category": "kill", "successes": 1, "n": 10},
+                        {"task": "kill_sheep", "category": "kill", "successes": 3, "n": 10}]}  # fmt: skip
+    df = table([rec, {"name": "q", "per_task": []}])
+    kill = df[df.probe == "p"].iloc[0]
+    assert (kill.category, kill.successes, kill.n, kill.rate) == ("kill", 4, 20, 0.2)
+    assert 0.0 < kill.ci_low < 0.2 < kill.ci_high < 1.0 and kill.turn_acc == 0.25
+    assert list(df[df.probe == "q"].category) == ["(not evaluated)"], "a diagnostics-only probe keeps its row"

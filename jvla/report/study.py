@@ -1,8 +1,8 @@
 """The learning study's figure (``benchmarks/learning_study.py``, :mod:`jvla.study`).
 
 Left: success rate per probe and category with Wilson 95 % intervals. Right: the perception
-diagnostic, the teacher-forced accuracy of the turn direction where the expert turns toward its
-target (chance ~0.5), and the button-token accuracy, on held-out expert episodes.
+diagnostic, the teacher-forced accuracy of the turn direction where the kill expert turns toward
+the mob (chance ~0.5), on held-out and on training frames, and the button-token accuracy.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def figure(df: Any, path_stem: Path) -> Any:
     set_theme()
     probes = list(dict.fromkeys(df["probe"]))
     cats = [c for c in ("mine", "kill", "craft", "smelt") if c in set(df["category"])] or ["mine"]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 0.45 * len(probes) + 2.2), sharey=True,
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 0.5 * len(probes) + 2.5), sharey=True,
                                   gridspec_kw={"width_ratios": [3, 1.2]})  # fmt: skip
     pal = dict(zip(cats, sns.color_palette("colorblind", len(cats)), strict=True))
     for i, cat in enumerate(cats):
@@ -39,17 +39,25 @@ def figure(df: Any, path_stem: Path) -> Any:
     ax.invert_yaxis()
     ax.set_xlim(-0.02, 1.02)
     ax.set_xlabel("success rate (Wilson 95 % CI)")
-    ax.legend(title="category", loc="upper left", bbox_to_anchor=(1.0, -0.08), ncol=len(cats), frameon=False)
+    ax.legend(
+        title="category", loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(cats), frameon=False
+    )
     first = df.drop_duplicates("probe").set_index("probe").reindex(probes)
-    ax2.scatter(first["turn_acc"], range(len(probes)), marker="s", color="black", label="turn direction")
+    ax2.scatter(
+        first["turn_acc"],
+        range(len(probes)),
+        marker="s",
+        color="black",
+        label="turn toward the mob (held-out)",
+    )
     if "turn_acc_train" in first:
         ax2.scatter(first["turn_acc_train"], range(len(probes)), marker="s", facecolors="none", edgecolors="black",
-                    label="turn direction (train frames)")  # fmt: skip
+                    label="turn toward the mob (training frames)")  # fmt: skip
     ax2.scatter(first["button_acc"], range(len(probes)), marker="^", color="grey", label="buttons")
     ax2.axvline(0.5, ls=":", color="grey")
     ax2.set_xlim(0, 1)
-    ax2.set_xlabel("held-out token accuracy")
-    ax2.legend(loc="upper left", bbox_to_anchor=(0.0, -0.08), ncol=1, frameon=False)
-    fig.tight_layout()
+    ax2.set_xlabel("teacher-forced token accuracy")
+    ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1, frameon=False)
+    fig.subplots_adjust(wspace=0.08)
     save(fig, path_stem)
     return fig
