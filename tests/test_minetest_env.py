@@ -140,6 +140,7 @@ def test_camera_turns_exactly_and_truncation_fires(env, space):
         }
     )
     env.reset(task, seed=0)
+    y0 = env.yaw  # the randomised start yaw (env.minetest.start_yaw_jitter_deg)
     a = space.null_env_action()
     a["camera"] = np.array([-7.24, 10.0])  # bin centres: up 7.24, right 10 degrees
     for _ in range(3):
@@ -150,17 +151,18 @@ def test_camera_turns_exactly_and_truncation_fires(env, space):
     *_, truncated, _ = env.step(space.null_env_action())
     assert truncated, "max_steps reached without truncation"
     s = env.privileged_state()
-    dyaw = math.degrees((s["server_yaw"] + math.pi) % (2 * math.pi) - math.pi)
-    assert dyaw == pytest.approx(-30.0, abs=0.1), "30 degrees right should be Minetest yaw -30"
+    dyaw = math.degrees((s["server_yaw"] - y0 + math.pi) % (2 * math.pi) - math.pi)
+    assert dyaw == pytest.approx(-30.0, abs=0.1), "30 degrees right should turn Minetest yaw by -30"
     assert math.degrees(s["server_pitch"]) == pytest.approx(-21.72, abs=0.1)
     # Turns beyond the free screen around the window (MineRL allows +-180) go in pieces.
     env.reset(task, seed=0)
+    y0 = env.yaw
     a["camera"] = np.array([0.0, -60.0])
     env.step(a)
     for _ in range(5):
         env.step(space.null_env_action())
-    yaw = math.degrees(env.privileged_state()["server_yaw"])
-    assert yaw == pytest.approx(60.0, abs=0.1), "a 60 degree left turn should be Minetest yaw +60"
+    yaw = math.degrees((env.privileged_state()["server_yaw"] - y0 + math.pi) % (2 * math.pi) - math.pi)
+    assert yaw == pytest.approx(60.0, abs=0.1), "a 60 degree left turn should turn Minetest yaw by +60"
 
 
 def test_inventory_key_toggles_the_gui_and_the_cursor(env, space):
