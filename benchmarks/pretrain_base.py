@@ -23,7 +23,6 @@ import logging
 import os
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,7 +31,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from jvla import config, models, vl_bench  # noqa: E402
-from jvla.data.reference import score  # noqa: E402
 from jvla.data.store import load  # noqa: E402
 from jvla.paths import DATA_DIR  # noqa: E402
 from jvla.training import build_base  # noqa: E402
@@ -46,20 +44,6 @@ def accuracy(model_dir: Path, params: config.Params, eval_ds, batch_size: int) -
     model, processor = models.load(model_dir, params)
     model.eval()
     records = vl_bench.evaluate(model, processor, {"generic": eval_ds}, batch_size=batch_size)
-    return vl_bench.accuracy_by_category(records)
-
-
-def prior(eval_ds) -> dict[str, dict]:
-    """The answer-prior baseline: always the most frequent reference answer of the kind (of the
-    kind and axis for bearings; points: the image centre), scored like a model;
-    ``{kind: {n, correct, accuracy}}``."""
-    refs = [json.loads(s)["ref"] for s in eval_ds["source"]]
-    key = lambda r: (r["category"], r.get("axis"))  # noqa: E731
-    best: dict = {}
-    for (k, ans), _ in Counter((key(r), r["answers"][0]) for r in refs if r["kind"] == "text").most_common():
-        best.setdefault(k, ans)
-    records = [{"category": r["category"], "correct": score(r, "(500,500)" if r["kind"] == "point" else best[key(r)])}
-               for r in refs]  # fmt: skip
     return vl_bench.accuracy_by_category(records)
 
 
@@ -96,7 +80,7 @@ def main() -> None:
                 out = model_dir.parent
                 eval_ds = load(out / "data")["eval"]
                 if "random" not in entry:
-                    entry["prior"] = prior(eval_ds)
+                    entry["prior"] = vl_bench.accuracy_by_category(vl_bench.answer_prior(eval_ds))
                     entry["random"] = accuracy(out / "init", params, eval_ds, a.batch_size)
                     log.info(
                         "%s random: %s",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -121,6 +122,20 @@ def openai_judge(url: str, model: str, timeout: float = 60.0) -> Judge:
         return normalise_text(text).startswith("correct")
 
     return judge
+
+
+def answer_prior(ds: Any) -> list[dict[str, Any]]:
+    """Records of the answer-prior baseline on an eval split: every text question answered with the
+    most frequent reference answer of its category (and ``axis``, where the reference has one),
+    every point question with the image centre ``(500,500)``; scored like a model's answers."""
+    refs = [json.loads(s)["ref"] for s in ds["source"]]
+    key = lambda r: (r.get("category"), r.get("axis"))  # noqa: E731
+    best: dict[tuple, str] = {}
+    for (k, ans), _ in Counter((key(r), (r.get("answers") or [r.get("answer", "")])[0])
+                               for r in refs if r.get("kind") != "point").most_common():  # fmt: skip
+        best.setdefault(k, ans)
+    return [{"category": r.get("category", "all"),
+             "correct": score(r, "(500,500)" if r.get("kind") == "point" else best[key(r)])} for r in refs]  # fmt: skip
 
 
 def accuracy_by_category(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:

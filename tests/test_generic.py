@@ -224,3 +224,15 @@ def test_only_pretrain_may_skip_its_steps():
     assert dataclasses.replace(p.pretrain, max_steps=0, eval_steps=0, save_steps=0) == dataclasses.replace(
         p.training, max_steps=0, eval_steps=0, save_steps=0
     ), "pretrain = the shared training block with its own steps"
+
+
+def test_answer_prior_is_the_most_frequent_answer_per_kind(evals):
+    from collections import Counter
+
+    from jvla import vl_bench
+    from jvla.data.store import to_dataset
+
+    acc = vl_bench.accuracy_by_category(vl_bench.answer_prior(to_dataset(evals)))
+    counts = [r["conversations"][1]["content"][0]["text"] for r in evals if r["label"][1] == "count"]
+    assert acc["count"]["accuracy"] == Counter(counts).most_common(1)[0][1] / len(counts)
+    assert acc["all"]["n"] == len(evals) and 0 < acc["point"]["accuracy"] < 1, "the centre hits some objects"
