@@ -54,6 +54,11 @@ def _merge(*parts: dict) -> dict:
 
 
 NO_PRETRAIN = {"pretrain": {"max_steps": 0}}
+# The probes recorded before 2026-12-05 ran at 320x180 with RoPE base 1e6 (then the defaults): the
+# study's first round. LEGACY keeps their names reproducible; the later probes run the defaults.
+LEGACY = {"env": {"width": 320, "height": 180}, "data": {"image_scale": 0.625},
+          "model": {"tiny": {"rope_theta": 1e6}}}  # fmt: skip
+LEGACY_LLAVA = {**LEGACY, "model": {"tiny": {"rope_theta": 1e4}}}  # its LM's base was Qwen2Config's
 LLAVA = {"model": {"backbone": "llava_next"}, "variants": {"il": {"backbone": "llava_next"}}}
 WIDE = {"model": {"tiny": {"hidden_size": 256, "intermediate_size": 1024, "num_layers": 4}}}
 
@@ -67,22 +72,27 @@ def _probe(demos: int, steps: int, *extra: dict) -> dict:
 # FT), dagger_from / dagger_episodes (one DAgger round on another probe's IL model). Names:
 # q/l = tiny Qwen2-VL / LLaVA-NeXT, d = demos per task, s = Stage III steps, r = random-init base.
 PROBES: dict[str, dict] = {
-    "q_r_d25_s2000": {"over": _probe(25, 2000, NO_PRETRAIN)},
-    "q_r_d50_s2000": {"over": _probe(50, 2000, NO_PRETRAIN)},
-    "q_r_d100_s2000": {"over": _probe(100, 2000, NO_PRETRAIN)},
-    "q_r_d25_s1000": {"over": _probe(25, 1000, NO_PRETRAIN)},
-    "q_r_d25_s4000": {"over": _probe(25, 4000, NO_PRETRAIN)},
-    "q_r_d50_s4000_wide": {"over": _probe(50, 4000, NO_PRETRAIN, WIDE)},
-    "q_r_d25_s2000_vision": {"over": _probe(25, 2000, NO_PRETRAIN), "trainable": "all"},
+    "q_r_d25_s2000": {"over": _probe(25, 2000, NO_PRETRAIN, LEGACY)},
+    "q_r_d50_s2000": {"over": _probe(50, 2000, NO_PRETRAIN, LEGACY)},
+    "q_r_d100_s2000": {"over": _probe(100, 2000, NO_PRETRAIN, LEGACY)},
+    "q_r_d25_s1000": {"over": _probe(25, 1000, NO_PRETRAIN, LEGACY)},
+    "q_r_d25_s4000": {"over": _probe(25, 4000, NO_PRETRAIN, LEGACY)},
+    "q_r_d50_s4000_wide": {"over": _probe(50, 4000, NO_PRETRAIN, WIDE, LEGACY)},
+    "q_r_d25_s2000_vision": {"over": _probe(25, 2000, NO_PRETRAIN, LEGACY), "trainable": "all"},
     "q_r_d25_s2000_dagger": {
-        "over": _probe(25, 2000, NO_PRETRAIN),
+        "over": _probe(25, 2000, NO_PRETRAIN, LEGACY),
         "dagger_from": "q_r_d25_s2000",
         "dagger_episodes": 10,
     },  # fmt: skip
-    "l_r_d25_s2000": {"over": _probe(25, 2000, NO_PRETRAIN, LLAVA)},
-    "l_r_d50_s4000": {"over": _probe(50, 4000, NO_PRETRAIN, LLAVA)},
-    "q_d25_s2000": {"over": _probe(25, 2000)},
-    "l_d25_s2000": {"over": _probe(25, 2000, LLAVA)},
+    "l_r_d25_s2000": {"over": _probe(25, 2000, NO_PRETRAIN, LLAVA, LEGACY_LLAVA)},
+    "l_r_d50_s4000": {"over": _probe(50, 4000, NO_PRETRAIN, LLAVA, LEGACY_LLAVA)},
+    "q_d25_s2000": {"over": _probe(25, 2000, {"pretrain": {"max_steps": 1500}}, LEGACY)},
+    "l_d25_s2000": {"over": _probe(25, 2000, {"pretrain": {"max_steps": 1500}}, LLAVA, LEGACY_LLAVA)},
+    # Round 2: 640x360 and the tiny LM's RoPE base 10 (benchmarks/position_probe.py: at 1e6 the
+    # tiny Qwen2-VL cannot tell left from right).
+    "q2_d25_s2000": {"over": _probe(25, 2000, NO_PRETRAIN)},
+    "q2_d10_s1000": {"over": _probe(10, 1000, NO_PRETRAIN)},
+    "q2_d50_s2000": {"over": _probe(50, 2000, NO_PRETRAIN)},
 }
 
 

@@ -29,8 +29,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
+import yaml  # noqa: E402
 
-from jvla import config, models, vl_bench  # noqa: E402
+from jvla import config, models, study, vl_bench  # noqa: E402
 from jvla.data.store import load  # noqa: E402
 from jvla.paths import DATA_DIR  # noqa: E402
 from jvla.training import build_base  # noqa: E402
@@ -47,6 +48,21 @@ def accuracy(model_dir: Path, params: config.Params, eval_ds, batch_size: int) -
     return vl_bench.accuracy_by_category(records)
 
 
+def dotted_overrides(items: list[str]) -> dict:
+    """``["a.b=1", "a.c=x"]`` -> ``{"a": {"b": 1, "c": "x"}}`` (values parsed as YAML)."""
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set: expected KEY=VALUE, found {item!r}")
+        *parents, leaf = key.split(".")
+        node = out
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path, help="JSON file to write")
@@ -56,16 +72,25 @@ def main() -> None:
     )
     ap.add_argument("--profile", default=None)
     ap.add_argument("--batch-size", type=int, default=16, help="generation batch size")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="params overrides, dotted keys, YAML values (e.g. model.tiny.rope_theta=10)",
+    )
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     torch.set_num_threads(1)
-    base_params = config.load(profile=a.profile)
+    sets = dotted_overrides(a.set)
+    base_params = config.load(profile=a.profile, overrides=sets)
     steps = a.steps or [base_params.pretrain.max_steps]
     result = {
         "profile": base_params.profile,
         "pretrain_data": config.to_dict(base_params.pretrain_data),
         "pretrain": config.to_dict(base_params.pretrain),
         "threads": torch.get_num_threads(),
+        "overrides": sets,
         "backbones": {},
     }
     runs = {r.backbone: r for r in expand(base_params.variants).values() if r.stage == "base"}
@@ -73,7 +98,8 @@ def main() -> None:
         entry: dict = {"runs": {}}
         with tempfile.TemporaryDirectory(prefix="jvla-pretrain-") as tmp:
             for n in steps:
-                params = config.load(profile=a.profile, overrides={"pretrain": {"max_steps": n}})
+                over = study.merge(sets, {"pretrain": {"max_steps": n}})
+                params = config.load(profile=a.profile, overrides=over)
                 t0 = time.perf_counter()
                 model_dir = build_base(runs[backbone], params, DATA_DIR, Path(tmp) / str(n))
                 wall = time.perf_counter() - t0

@@ -79,6 +79,7 @@ class TinyModelConfig:
     vision_depth: int = fld(ge=1)
     vision_embed_dim: int = fld(ge=8)
     vision_heads: int = fld(ge=1)
+    rope_theta: float = fld(gt=0)  # the language model's RoPE base (both backbones)
 
     def __post_init__(self):
         if self.hidden_size % self.num_heads:

@@ -14,6 +14,7 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -122,6 +123,36 @@ def _mrope_section(head_dim: int) -> list[int]:
     return [t, h, half - t - h]
 
 
+def image_grid(processor: Any, width: int, height: int) -> tuple[int, int]:
+    """``(rows, cols)`` of the visual tokens a ``width`` x ``height`` frame becomes (Qwen2-VL:
+    the processor's patch grid divided by the merge size, e.g. 320x180 -> 196x112 -> (4, 7))."""
+    from PIL import Image
+
+    ip = processor.image_processor
+    thw = ip(images=[Image.new("RGB", (width, height))], return_tensors="pt")["image_grid_thw"][0]
+    return int(thw[1]) // ip.merge_size, int(thw[2]) // ip.merge_size
+
+
+def mrope_spans(model_config: Any, grid: tuple[int, int]) -> dict[str, float]:
+    """The largest rotation (radians) that any rotary frequency of the height / width sections of
+    Qwen2-VL's M-RoPE makes between the first and the last visual-token row / column of ``grid``.
+
+    Sections are contiguous frequency bands (temporal, height, width) in falling frequency, so the
+    width gets the lowest: with head_dim 32, rope_theta 1e6 and 7 columns its span is 0.001 rad,
+    which attention cannot use to prefer a column (``benchmarks/position_probe.py``); base 10
+    gives 1.4 rad.
+    """
+    tc = model_config.text_config
+    rope = tc.rope_parameters
+    head_dim = getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
+    inv_freq = rope["rope_theta"] ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    t, h, w = rope["mrope_section"]
+    return {
+        "height": round(float(inv_freq[t]) * (grid[0] - 1), 4),
+        "width": round(float(inv_freq[t + h]) * (grid[1] - 1), 4),
+    }
+
+
 def llava_crop(max_pixels: int) -> int:
     """Crop size of the tiny LLaVA-NeXT ViT: the multiple of 14 nearest to sqrt(max_pixels / 8).
 
@@ -167,14 +198,11 @@ def build_tiny(params: Params, backbone: str, corpus_texts: Iterable[str], out_d
         "eos_token_id": tok.eos_token_id,
         "pad_token_id": tok.pad_token_id,
         "tie_word_embeddings": False,
+        "rope_parameters": {"rope_type": "default", "rope_theta": tc.rope_theta},
     }
     torch.manual_seed(params.seed)
     if backbone == "qwen2_vl":
-        text_kwargs["rope_parameters"] = {
-            "rope_type": "default",
-            "rope_theta": 1e6,
-            "mrope_section": _mrope_section(head_dim),
-        }
+        text_kwargs["rope_parameters"] |= {"mrope_section": _mrope_section(head_dim)}
         cfg = Qwen2VLConfig(
             text_config=text_kwargs,
             vision_config={
@@ -205,6 +233,15 @@ def build_tiny(params: Params, backbone: str, corpus_texts: Iterable[str], out_d
             merge_size=2,
         )
         processor = ImageOnlyQwen2VLProcessor(image_processor, tok, chat_template=tok.chat_template)
+        grid = image_grid(processor, params.env.width, params.env.height)
+        spans = mrope_spans(cfg, grid)
+        # NOTE(paper §1): Qwen2-VL's M-RoPE, at a tiny head size; the base is model.tiny.rope_theta.
+        (log.warning if min(spans.values()) < 1.0 else log.info)(
+            "tiny qwen2_vl: M-RoPE turns %s rad across the %dx%d visual tokens of a frame "
+            "(< 1 rad: attention can hardly tell rows or columns apart; lower model.tiny.rope_theta)",
+            spans,
+            *grid,
+        )
     else:
         crop = llava_crop(mc.max_pixels)
         # NOTE(paper §1): LLaVA-NeXT = CLIP ViT + 2-layer MLP projector + LLM, anyres crops.

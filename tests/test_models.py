@@ -163,3 +163,23 @@ def test_chat_template_llama3_layout_marks_assistant():
 def test_build_rejects_unknown_backbone(params, tmp_path):
     with pytest.raises(ValueError, match="backbone"):
         tiny_models.build_tiny(params, "gpt2", [], tmp_path)
+
+
+def test_mrope_spans_let_attention_tell_frame_columns_apart(tiny, params):
+    """Regression (learning study, round 1): at Qwen2-VL's RoPE base 1e6 the tiny M-RoPE's width
+    band turns 0.001 rad across a frame, and the model cannot learn left from right
+    (``benchmarks/position_probe.py``). The spans are checked against the library's own rotary."""
+    backbone, _, model, processor = tiny
+    if backbone != "qwen2_vl":
+        pytest.skip("M-RoPE is Qwen2-VL's; LLaVA-NeXT's visual tokens are a 1-D sequence")
+    rows, cols = tiny_models.image_grid(processor, params.env.width, params.env.height)
+    assert (rows, cols) == (4, 7)
+    spans = tiny_models.mrope_spans(model.config, (rows, cols))
+    rot = model.model.language_model.rotary_emb
+    corners = {"height": [0, rows - 1, 0], "width": [0, 0, cols - 1]}  # (t, h, w) of the far token
+    for axis, far in corners.items():
+        pos = torch.tensor([[[0, p]] for p in far])  # (3 sections, batch 1, 2 tokens)
+        cos, sin = rot(torch.zeros(1, 2, model.config.text_config.hidden_size), pos)
+        turned = (torch.atan2(sin, cos)[0, 1] - torch.atan2(sin, cos)[0, 0]).abs().max().item()
+        assert turned == pytest.approx(spans[axis], abs=1e-3), axis
+        assert spans[axis] >= 1.0, (axis, spans)
