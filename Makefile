@@ -8,6 +8,8 @@ PIP := $(PY) -m pip install --progress-bar off -c constraints.txt
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Minetest engine + game + mob API, a virtual X server and Mesa's software OpenGL (llvmpipe).
 APT_PKGS := minetest minetest-data minetest-mod-mobs-redo xvfb libgl1-mesa-dri
+# The test suite also opens the report site in a headless browser (tests/test_site.py).
+TEST_APT_PKGS := chromium
 PYTEST_ARGS ?= --durations=15
 # stages at once in `make repro` (JOBS=2: independent stages side by side, see jvla/repro.py)
 JOBS ?= 1
@@ -16,7 +18,7 @@ export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: repro pipeline test test-minestudio setup apt venv minestudio lint clean
+.PHONY: repro report pipeline test test-minestudio setup apt apt-test venv minestudio lint clean
 
 ## repro: set up, then run the whole pipeline on the embedded default (Minetest, tiny models)
 repro: setup
@@ -24,23 +26,36 @@ repro: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(if $(filter 1,$(JOBS)),$(VENV)/bin/dvc repro,$(PY) -m jvla.repro --jobs $(JOBS))
 	$(PY) -m jvla.report.readme
 
+## report: rebuild the report site results/site/ from the results (the pipeline's last stage alone)
+report: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m jvla.pipeline --check
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro --single-item report
+
 ## pipeline: regenerate pipeline.yaml and dvc.yaml after editing `variants`, the stage table or imports
 pipeline: venv
 	$(PY) -m jvla.pipeline
 
 ## test: set up, then run the test suite
-test: setup
+test: setup apt-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 setup: apt venv
 
+# $(call apt_install,packages): install the Debian packages that are missing
+define apt_install
+missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+if [ -n "$$missing" ]; then \
+  echo "apt: installing$$missing"; \
+  $(SUDO) apt-get update -q && \
+  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+else echo "apt: all packages present"; fi
+endef
+
 apt:
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "apt: installing$$missing"; \
-	  $(SUDO) apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
-	else echo "apt: all packages present"; fi
+	@$(call apt_install,$(APT_PKGS))
+
+apt-test:
+	@$(call apt_install,$(TEST_APT_PKGS))
 
 venv: $(VENV)/.installed
 

@@ -22,6 +22,7 @@ vl_bench   07_vl_bench             model             -                -
 evaluate   08_evaluate             setting           -                -
 tables     09_tables               -                 -                -
 figures    10_figures              -                 -                -
+report     11_report               -                 -                -
 =========  ======================  ================  ===============  ===========================
 
 ``base`` builds the tiny model of a backbone (random init) and pretrains all of it on generic
@@ -319,6 +320,25 @@ TABLE: tuple[Stage, ...] = (
         params=("report", "evaluate", "variants"),
         deps=("results/evaluate", *_TRAIN_RESULTS),
         outs=(_nocache("results/figures"),),
+    ),
+    # The site shows the resolved params.yaml (its configuration page), hence the whole file as a dep.
+    Stage(
+        "report",
+        "notebooks/11_report.ipynb",
+        "the browsable report: a static site under results/site/ (each paper table and figure beside "
+        "ours with its claim, a page per evaluation setting with its rollout videos, the notebooks as "
+        "HTML, data cards, loss curves, run configuration)",
+        params=("profile", "profiles.${profile}", "report", "evaluate.settings"),
+        deps=(
+            "params.yaml",
+            "results/data",
+            "results/evaluate",
+            "results/vl_bench",
+            "results/tables",
+            "results/figures",
+            *_TRAIN_RESULTS,
+        ),
+        outs=(_nocache("results/report"), _nocache("results/site")),
     ),
 )
 

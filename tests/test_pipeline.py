@@ -82,8 +82,10 @@ def test_notebooks_import_reporting_only_from_their_own_stage():
     }
     for name, stage in DVC["stages"].items():
         code = set(_code_deps(stage.get("do", stage)))
+        # the report site quotes the paper's claims and Figure 5 threshold from paper.py
+        allowed = {"jvla/report/paper.py"} if name == "report" else set()
         if name not in ("tables", "figures"):
-            assert not code & shared, f"stage {name} depends on {sorted(code & shared)}"
+            assert not (code & shared) - allowed, f"stage {name} depends on {sorted(code & shared)}"
         if name not in stages.TRAIN_STAGES:
             assert "jvla/report/training.py" not in code, f"stage {name} depends on the training report"
     base = set(_code_deps(DVC["stages"]["base"]["do"]))
@@ -348,7 +350,8 @@ def test_smoke_dvc_repro_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     res = repo / "results"
     for f in ("tables/table1.md", "tables/claims.md", "tables/README.md", "figures/figure4.png", "figures/figure5.png",
-              "figures/figure6.png", "evaluate/main_actvlp/summary.json", "data/knowledge.json"):  # fmt: skip
+              "figures/figure6.png", "evaluate/main_actvlp/summary.json", "data/knowledge.json",
+              "site/index.html", "site/settings/main_actvlp.html"):  # fmt: skip
         assert (res / f).exists(), f"results/{f} was not produced"
     summary = json.loads((res / "evaluate" / "main_actvlp" / "summary.json").read_text())
     assert summary["episodes"] >= 4 and summary["malformed_rate"] == 0.0, (
