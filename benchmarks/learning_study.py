@@ -93,6 +93,8 @@ PROBES: dict[str, dict] = {
     "q2_d25_s2000": {"over": _probe(25, 2000, NO_PRETRAIN)},
     "q2_d10_s1000": {"over": _probe(10, 1000, NO_PRETRAIN)},
     "q2_d50_s2000": {"over": _probe(50, 2000, NO_PRETRAIN)},
+    "q2_d25_s2000_vision": {"over": _probe(25, 2000, NO_PRETRAIN), "trainable": "all"},
+    "q2p_d25_s2000": {"over": _probe(25, 2000)},  # the default base pretraining
 }
 
 

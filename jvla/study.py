@@ -187,6 +187,8 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
     rec["diagnostics_train"] = action_accuracy(model, params, load_split(data / "trajectory_c1", "train"),
                                                limit=diag_limit)  # fmt: skip
     wall["diag_s"] = time.monotonic() - t0
+    log.info("%s: kill turn accuracy held-out / training frames %s / %s", name,
+             kill_turn_accuracy(rec["diagnostics"]), kill_turn_accuracy(rec["diagnostics_train"]))  # fmt: skip
 
     # -- evaluation in the game (episodes=0: a diagnostics-only probe)
     rec["step_limits"] = {t.name: t.max_steps for t in select_tasks(params, list(tasks), ddir / "cards")}
