@@ -147,6 +147,50 @@ def test_ray_executor_equals_local_and_resumes_a_killed_shard(tmp_path, space):
     print(f"ray evaluation: {wall:.1f} s")
 
 
+def _minetest_available() -> bool:
+    from jvla.envs.minetest.launcher import binaries_available
+
+    return binaries_available()
+
+
+@pytest.mark.minetest
+@pytest.mark.skipif(not _minetest_available(), reason="needs minetest and Xvfb (`make apt`)")
+def test_ray_runs_a_real_minetest_shard(tmp_path, space):
+    """Two expert episodes of ``mine_dirt`` in the real game on one Ray worker, against the local
+    executor: the same records (keys and counts), and no game, X server or Ray process left."""
+    import ray
+
+    from jvla.envs.factory import make_env
+    from jvla.envs.tasks import load_tasks
+
+    params = config.load(profile="smoke")
+    task = next(t for t in load_tasks(backend="minetest") if t.name == "mine_dirt")
+    specs = plan_episodes([dataclasses.replace(task, max_steps=200)], 2, base_seed=3)
+    kw = {"variant": "expert", "backend": "minetest", "slots": 1}
+    env, policy = functools.partial(make_env, params), functools.partial(ExpertPolicy, space)
+    local = evaluate(specs, tmp_path / "local.jsonl", env, policy, **kw)
+    watch = Descendants()
+    watch.start()
+    t0 = time.monotonic()
+    try:
+        recs = evaluate(specs, tmp_path / "ray.jsonl", env, policy, workers=1, executor="ray", **kw)
+    finally:
+        watch.stop.set()
+        watch.join()
+    wall = time.monotonic() - t0
+    assert not ray.is_initialized()
+    assert sorted(r.key for r in recs) == sorted(r.key for r in local), "the same episodes, once each"
+    assert [set(dataclasses.asdict(r)) for r in recs] == [set(dataclasses.asdict(r)) for r in local]
+    assert all(r.status == "ok" for r in recs), [r.status for r in recs]
+    deadline = time.monotonic() + 20
+    while watch.alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not watch.alive(), f"processes left after the Ray evaluation: {watch.alive()}"
+    names = set(watch.seen.values())
+    assert {"raylet", "minetest"} <= names, f"expected the game under a Ray worker, saw {sorted(names)}"
+    print(f"ray minetest shard: {wall:.1f} s")
+
+
 # ----------------------------------------------------------------------------- accelerate DDP
 RUN = "stage3/qwen2_vl/none/c1"  # the `il` variant's Stage III, parent base/qwen2_vl
 STEPS, SAVE = 24, 4
