@@ -73,7 +73,11 @@ class Descendants(threading.Thread):
 
         me = psutil.Process()
         while not self.stop.is_set():
-            for p in me.children(recursive=True):
+            # a process may vanish between listing and reading it: skip it, keep polling
+            children = []
+            with contextlib.suppress(psutil.Error):
+                children = me.children(recursive=True)
+            for p in children:
                 with contextlib.suppress(psutil.Error):
                     self.seen.setdefault(p.pid, p.name())
             time.sleep(0.1)
@@ -89,6 +93,20 @@ class Descendants(threading.Thread):
             except psutil.NoSuchProcess:
                 pass
         return out
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Bound a Ray evaluation: past ``seconds`` this process gets SIGINT (as from Ctrl-C), so the
+    executor's own cleanup shuts Ray down, and the test fails."""
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        yield
+    except KeyboardInterrupt:
+        pytest.fail(f"the Ray evaluation ran over {seconds} s")
+    finally:
+        timer.cancel()
 
 
 def test_ray_executor_equals_local_and_resumes_a_killed_shard(tmp_path, space):
@@ -111,8 +129,9 @@ def test_ray_executor_equals_local_and_resumes_a_killed_shard(tmp_path, space):
     watch.start()
     t0 = time.monotonic()
     try:
-        recs = evaluate(specs, tmp_path / "ray.jsonl", env, policy, variant="expert", backend="fake",
-                        slots=2, workers=2, executor="ray", max_retries=1)  # fmt: skip
+        with time_limit(120):
+            recs = evaluate(specs, tmp_path / "ray.jsonl", env, policy, variant="expert", backend="fake",
+                            slots=2, workers=2, executor="ray", max_retries=1)  # fmt: skip
     finally:
         watch.stop.set()
         watch.join()
@@ -139,7 +158,7 @@ def test_ray_executor_equals_local_and_resumes_a_killed_shard(tmp_path, space):
     assert (victim.task.name, victim.seed) in twice and len(twice) <= 2, f"episodes started twice: {twice}"
     assert all(started[(s.task.name, s.seed)] == 1 for s in shard0[:2]), "a recorded episode was rerun"
 
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while watch.alive() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not watch.alive(), f"processes left after the Ray evaluation: {watch.alive()}"
@@ -173,7 +192,8 @@ def test_ray_runs_a_real_minetest_shard(tmp_path, space):
     watch.start()
     t0 = time.monotonic()
     try:
-        recs = evaluate(specs, tmp_path / "ray.jsonl", env, policy, workers=1, executor="ray", **kw)
+        with time_limit(180):
+            recs = evaluate(specs, tmp_path / "ray.jsonl", env, policy, workers=1, executor="ray", **kw)
     finally:
         watch.stop.set()
         watch.join()
@@ -182,7 +202,7 @@ def test_ray_runs_a_real_minetest_shard(tmp_path, space):
     assert sorted(r.key for r in recs) == sorted(r.key for r in local), "the same episodes, once each"
     assert [set(dataclasses.asdict(r)) for r in recs] == [set(dataclasses.asdict(r)) for r in local]
     assert all(r.status == "ok" for r in recs), [r.status for r in recs]
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while watch.alive() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not watch.alive(), f"processes left after the Ray evaluation: {watch.alive()}"
