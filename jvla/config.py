@@ -51,7 +51,7 @@ from jvla.paths import PARAMS_FILE
 
 __all__ = [
     "PARAMS_FILE", "TRAINING", "TRAIN_SECTIONS", "ActionConfig", "AgentConfig", "BackboneRow",
-    "CaptureConfig", "ConfigError", "DataConfig", "EnvConfig", "EvalSetting", "EvaluateConfig",
+    "CaptureConfig", "ClusterConfig", "ConfigError", "DataConfig", "EnvConfig", "EvalSetting", "EvaluateConfig",
     "GenericDataConfig", "GroundingDataConfig", "KnowledgeDataConfig", "MinestudioConfig", "MinetestConfig",
     "ModelConfig", "Params", "ReleasedDataConfig", "ReportConfig", "TinyModelConfig",
     "TrainConfig", "TrajectoryDataConfig", "VLBenchConfig", "VariantConfig", "VisionDataConfig",
@@ -287,6 +287,26 @@ class AgentConfig:
     server_url: str | None  # an OpenAI-compatible (vLLM) endpoint instead of a local model
 
 
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """What a training run assumes about its launch, and the compute model of the dry run
+    (``python -m jvla.plan``).
+
+    The configured total batch of a stage is ``batch_size x grad_accum x processes``; a run
+    launched with another number of processes stops before its first step
+    (:func:`jvla.training.runner.check_processes`), so a cluster never trains with a batch the
+    params do not say.
+    """
+
+    # NOTE(paper App. B): 32 A800 GPUs (4 nodes x 8), ZeRO-1 data parallel: total batch 256.
+    processes: int = fld(ge=1)  # data-parallel training processes (one per GPU) of every run
+    gpus_per_node: int = fld(ge=1)
+    # GPU-hour estimate (jvla/plan.py): 6 x params x tokens / (peak FLOP/s x MFU).
+    gpu_peak_tflops: float = fld(gt=0)  # dense bf16 peak of one GPU, TFLOP/s (A800/A100: 312)
+    mfu: float = fld(gt=0, le=1)  # the fraction of the peak a run achieves (model FLOPs utilisation)
+    model_params_b: float = fld(gt=0)  # parameters of the trained model, billions
+
+
 # ------------------------------------------------------------------------- evaluation, report
 @dataclass(frozen=True, kw_only=True)
 class EvalSetting:
@@ -445,6 +465,7 @@ class Params:
     stage2: TrainConfig
     stage3: TrainConfig
     finetune: TrainConfig
+    cluster: ClusterConfig
     agent: AgentConfig
     data: DataConfig
     evaluate: EvaluateConfig

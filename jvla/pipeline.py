@@ -6,6 +6,7 @@
                                        # (jvla/stages.py), a notebook's or module's imports, or
                                        # `variants` / `vl_bench.models` in params.yaml
     python -m jvla.pipeline --check    # exit 1 if either file is stale (`make repro` and a test run it)
+    python -m jvla.pipeline --plan --profile paper   # the dry run of a profile (jvla.plan)
 
 ``pipeline.yaml``: the variant graph as DVC sees it. DVC's ``foreach`` needs literal collections,
 while the runs a set of variants needs is derived (:func:`jvla.variants.expand`: shared intermediate
@@ -195,7 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default=str(PARAMS_FILE))
     ap.add_argument("--out", default=str(PIPELINE_FILE))
     ap.add_argument("--dvc-file", default=str(DVC_FILE))
+    ap.add_argument(
+        "--plan", action="store_true", help="print the dry run of --profile (python -m jvla.plan)"
+    )
+    ap.add_argument("--profile", default=None, help="with --plan: default | smoke | paper")
     args = ap.parse_args(argv)
+    if args.plan:
+        from jvla import plan
+
+        return plan.main(["--params", args.params, *(["--profile", args.profile] if args.profile else [])])
     # the graph comes from the base params: profiles change sizes, never the set of runs
     g = graph(config.load(args.params, profile="default"))
     files = {Path(args.out): render(g), Path(args.dvc_file): render_dvc(g)}

@@ -9,7 +9,9 @@ whichever process it was made, so an interrupted or crashed evaluation resumes w
 * ``local`` with ``workers == 1``: the core in this process.
 * ``local`` with ``workers > 1``: one spawned process per shard (``todo[i::workers]``), records
   sent back through a queue; a failed worker stops the evaluation with its error.
-* ``ray``: shards of one round of tasks each sent to Ray workers on a cluster.
+* ``ray``: the same shards as Ray tasks (a local instance, or the cluster in ``$RAY_ADDRESS``),
+  records streamed back as each episode finishes; a shard whose worker is lost is resubmitted with
+  the episodes it had not finished (``tests/test_scale_out.py`` kills one).
 """
 
 from __future__ import annotations
@@ -96,13 +98,15 @@ def evaluate(
     slots: int = 1,
     workers: int = 1,
     executor: str = "local",
+    max_retries: int = 2,
     **kwargs: Any,
 ) -> list[EpisodeRecord]:
     """Run the episodes of ``specs`` not yet in ``log_path``, appending each as it finishes.
 
     ``env_factory`` and ``policy_factory`` must be picklable (module-level functions or
-    ``functools.partial``) when ``workers > 1`` or ``executor == "ray"``. Returns every record of
-    this variant/setting in the log (old and new).
+    ``functools.partial``) when ``workers > 1`` or ``executor == "ray"``. ``max_retries``: game
+    starts after a crash per episode, and, on Ray, resubmissions of a shard whose worker was lost.
+    Returns every record of this variant/setting in the log (old and new).
     """
     ep_log = EpisodeLog(log_path)
     done = ep_log.done()
@@ -111,7 +115,9 @@ def evaluate(
         log.info(
             "resuming %s: %d of %d episodes already recorded", variant, len(specs) - len(todo), len(specs)
         )
-    run_kw = dict(variant=variant, backend=backend, setting=setting, slots=slots, **kwargs)
+    run_kw = dict(
+        variant=variant, backend=backend, setting=setting, slots=slots, max_retries=max_retries, **kwargs
+    )
     if todo:
         if executor == "ray":
             _run_ray(todo, ep_log, env_factory, policy_factory, workers, run_kw)
@@ -166,20 +172,84 @@ def _run_processes(todo, ep_log, env_factory, policy_factory, workers, run_kw) -
         raise RuntimeError(f"evaluation worker failed: {errors[0]}")
 
 
-def _run_ray(todo, ep_log, env_factory, policy_factory, workers, run_kw) -> None:  # pragma: no cover
+def _ray_init(workers: int) -> bool:
+    """Connect to the cluster in ``$RAY_ADDRESS``, or start a local instance; True if we started it.
+
+    A local instance has ``workers`` CPUs (one shard task each) and no dashboard. Ray 2.60 has no
+    loopback-only mode: it replaces 127.0.0.1 by the machine's address
+    (``ray._private.services.resolve_ip_for_localhost``) and its gRPC servers listen on every
+    interface; they accept only clients holding the session's token (Ray's default token auth).
+    """
+    import os
+
     import ray
 
-    @ray.remote
-    def shard_task(specs):
-        return [
-            dataclasses.asdict(r)
-            for r in records(specs, env_factory, policy_factory, progress=False, **run_kw)
-        ]
+    if ray.is_initialized():
+        return False
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False, logging_level=logging.WARNING)
+    else:
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)  # fmt: skip
+    return True
 
-    # Small shards (one round of tasks each) so a lost worker costs little and records land early.
-    shard_size = max(1, run_kw.get("slots", 1))
-    pending = [shard_task.remote(list(todo[i : i + shard_size])) for i in range(0, len(todo), shard_size)]
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        for payload in ray.get(ready[0]):
-            ep_log.append(EpisodeRecord(**payload))
+
+def _run_ray(todo, ep_log, env_factory, policy_factory, workers, run_kw) -> None:
+    """Shards (``todo[i::workers]``, as the local executor) run as Ray generator tasks, at most
+    ``workers`` at a time; each record is appended here as soon as its episode finishes.
+
+    A shard whose worker is lost (killed, crashed, its node gone) is submitted again with only its episodes not yet
+    in ``episodes.jsonl``, at most ``max_retries`` times (``evaluate.max_retries``); finished
+    episodes are never rerun or duplicated. Ray itself does not retry (``max_retries=0``): its
+    retry of a generator task would replay the shard from its first episode. A Ray instance started
+    here is shut down before returning, also on an error or Ctrl-C; a connected cluster is left up.
+    """
+    import ray
+
+    def shard_task(specs):  # a generator: one record dict per finished episode
+        for rec in records(specs, env_factory, policy_factory, progress=False, **run_kw):
+            yield dataclasses.asdict(rec)
+
+    remote = ray.remote(max_retries=0)(shard_task)
+    started = _ray_init(workers)
+    # Lost with its process or node (a killed or crashed worker, an OOM kill, a lost node): the
+    # shard is resubmitted. An exception raised by the rollout code itself is a bug: it stops the run.
+    lost = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError,
+            ray.exceptions.OwnerDiedError, ray.exceptions.LocalRayletDiedError)  # fmt: skip
+    done = ep_log.done()
+    key = lambda s: (run_kw["variant"], run_kw["setting"], s.task.name, s.episode)  # noqa: E731
+    queue = [(shard, 0) for shard in _shard(todo, workers)]  # (specs, retries so far)
+    running: dict[Any, tuple[list[EpisodeSpec], int]] = {}
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                shard, tries = queue.pop(0)
+                running[remote.remote(shard)] = (shard, tries)
+            (gen,), _ = ray.wait(list(running), num_returns=1)
+            shard, tries = running[gen]
+            try:
+                payload = ray.get(next(gen))
+            except StopIteration:
+                del running[gen]
+                continue
+            except ray.exceptions.RayError as e:
+                del running[gen]
+                if not isinstance(e, lost):
+                    raise RuntimeError(f"evaluation worker failed: {e}") from e
+                rest = [s for s in shard if key(s) not in done]
+                if tries >= run_kw["max_retries"]:
+                    raise RuntimeError(f"a Ray worker was lost {tries + 1} times on one shard: {e}") from e
+                log.warning("ray: a worker was lost (%s); %d episodes of its shard left, resubmitting",
+                            type(e).__name__, len(rest))  # fmt: skip
+                if rest:
+                    queue.append((rest, tries + 1))
+                continue
+            rec = EpisodeRecord(**payload)
+            if rec.key not in done:  # a replayed episode is never recorded twice
+                ep_log.append(rec)
+                done.add(rec.key)
+    finally:
+        for gen in running:
+            ray.cancel(gen, force=True)
+        if started:
+            ray.shutdown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import platform
 import shutil
 import subprocess
@@ -200,7 +201,8 @@ def _git() -> dict[str, Any]:
 def _callbacks(out_dir: Path, resume: bool) -> list[Any]:
     """dvclive logging (x = optimizer step) and a plain ``logging`` line per log event.
 
-    dvclive writes ``<out_dir>/live/plots/metrics/{train,eval}/...tsv`` and ``metrics.json``;
+    dvclive writes ``<out_dir>/live/plots/metrics/{train,eval}/...tsv`` and ``metrics.json``, from
+    the main process only;
     ``dvcyaml=None`` keeps it from touching the project's ``dvc.yaml`` (the pipeline declares the
     plots itself).
     """
@@ -210,13 +212,18 @@ def _callbacks(out_dir: Path, resume: bool) -> list[Any]:
     keep = ("loss", "grad_norm", "learning_rate", "mean_token_accuracy", "entropy")
 
     class Logged(TrainerCallback):
-        def __init__(self):
-            self.live = Live(
-                dir=str(out_dir / "live"), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None
-            )
+        # Only the main process opens the Live folder: another rank's Live() would clear or rewrite
+        # the same files (a non-resumed Live starts by deleting its plots and metrics).
+        live = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                self.live = Live(
+                    dir=str(out_dir / "live"), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None
+                )
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if not state.is_world_process_zero or not logs:
+            if self.live is None or not logs:
                 return
             self.live.step = state.global_step
             shown = {}
@@ -236,10 +243,40 @@ def _callbacks(out_dir: Path, resume: bool) -> list[Any]:
                 log.info("step %d/%d %s", state.global_step, state.max_steps, shown)
 
         def on_train_end(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
+            if self.live is not None:
                 self.live.end()
 
     return [Logged()]
+
+
+def check_processes(cfg: TrainConfig, params: Params, processes: int, name: str) -> None:
+    """Stop a run launched with another number of processes than ``cluster.processes``.
+
+    The configured total batch is ``batch_size x grad_accum x cluster.processes``; under
+    ``processes`` data-parallel processes the Trainer's would be ``batch_size x grad_accum x
+    processes``. Raised on every rank, before the first step.
+    """
+    if processes != params.cluster.processes:
+        b, a, n = cfg.batch_size, cfg.grad_accum, params.cluster.processes
+        raise jconfig.ConfigError(
+            f"cluster.processes: {n} (total batch {b} x {a} x {n} = {b * a * n}), but {name} runs on "
+            f"{processes} processes (total batch {b * a * processes}): launch it with "
+            f"--num_processes {n}, or set cluster.processes: {processes} and the stage's batch_size / "
+            "grad_accum for the total batch you want"
+        )
+
+
+def weights_checksum(model: Any) -> list[float]:
+    """``[sum, sum of squares]`` of every parameter of ``model`` in float64 (sharded FSDP2
+    parameters gathered first): equal for equal weights, whatever the parameter names."""
+    from torch.distributed.tensor import DTensor
+
+    total = torch.zeros(2, dtype=torch.float64)
+    with torch.no_grad():
+        for p in model.parameters():
+            v = (p.full_tensor() if isinstance(p, DTensor) else p).detach().double().cpu()
+            total += torch.stack([v.sum(), (v * v).sum()])
+    return total.tolist()
 
 
 def run_stage(
@@ -327,6 +364,15 @@ def run_stage(
         callbacks=[*_callbacks(out_dir, resume=last is not None), *callbacks],
     )
     trainer.remove_callback(PrinterCallback)
+    acc = trainer.accelerator
+    check_processes(cfg, params, acc.num_processes, name or stage)
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and not trainer.is_fsdp_enabled:
+        # accelerate 1.15 enables FSDP only on GPU-like devices (AcceleratorState); on CPU the
+        # FSDP config would otherwise train as plain DDP, every rank holding the whole model.
+        raise RuntimeError(
+            f"{name or stage}: launched with an FSDP config, but accelerate did not enable FSDP on "
+            f"{acc.device.type} ({acc.distributed_type}); FSDP needs GPUs"
+        )
     if last:
         log.info("%s: resuming from %s", name or stage, last)
     train_out = trainer.train(resume_from_checkpoint=last)
@@ -339,17 +385,19 @@ def run_stage(
     }
 
     model_dir = out_dir / "model"
-    acc = trainer.accelerator
     if acc.is_main_process and model_dir.exists():
         shutil.rmtree(model_dir)
     acc.wait_for_everyone()
     unwrapped = acc.unwrap_model(trainer.model)
     if hasattr(unwrapped, "merge_and_unload"):  # a PEFT model (fresh or resumed): merge LoRA
-        merged = unwrapped.merge_and_unload()
+        unwrapped = unwrapped.merge_and_unload()
         if acc.is_main_process:
-            models.save(merged, processor, model_dir)
+            models.save(unwrapped, processor, model_dir)
     else:
         trainer.save_model(str(model_dir))  # gathers FSDP shards; writes on the main process
+    # Every rank's trained weights, as the saved model must hold them (DDP keeps the ranks equal).
+    sums = acc.gather(torch.tensor([weights_checksum(unwrapped)], dtype=torch.float64, device=acc.device))
+    sums = sums.tolist()
     acc.wait_for_everyone()
     if not acc.is_main_process:
         return StageResult(model_dir, out_dir, {})
@@ -359,6 +407,19 @@ def run_stage(
 
     wall = time.perf_counter() - t0
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    state = trainer.state
+    batch = {
+        "per_device": cfg.batch_size,
+        "grad_accum": cfg.grad_accum,
+        "processes": acc.num_processes,
+        "total": cfg.batch_size * cfg.grad_accum * acc.num_processes,
+        # What the data loaders really consumed per optimizer step, from the Trainer's epoch
+        # counter (each rank's share of an epoch): a rank that does not shard, or a lost
+        # accumulation step, shows here and not in the arithmetic above.
+        "measured_per_step": round(state.epoch * len(train_ds) / state.global_step, 3)
+        if state.global_step
+        else None,
+    }
     record = {
         "name": name or stage,
         "stage": stage,
@@ -381,6 +442,9 @@ def run_stage(
         "versions": _versions(),
         "git": _git(),
         "global_step": trainer.state.global_step,
+        "batch": batch,
+        "rank": acc.process_index,  # of the process that wrote this record (always the main one)
+        "weights_checksum": sums,  # per rank: [sum, sum of squares] of the trained parameters
         "resumed_from": Path(last).name if last else None,
         "train_loss_first": losses[0] if losses else None,
         "train_loss_last": losses[-1] if losses else None,
