@@ -162,8 +162,17 @@ def test_ray_executor_equals_local_and_resumes_a_killed_shard(tmp_path, space):
     while watch.alive() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not watch.alive(), f"processes left after the Ray evaluation: {watch.alive()}"
-    assert any("raylet" in n for n in watch.seen.values()), "no raylet was seen: Ray did not start here"
+    assert any(_ray_process(n) for n in watch.seen.values()), (
+        "no Ray process was seen: Ray did not start here"
+    )
     print(f"ray evaluation: {wall:.1f} s")
+
+
+def _ray_process(name: str) -> bool:
+    """A Ray process: its node manager (``raylet``) or a worker (``ray::<task>``). Under load the
+    poller can miss the raylet while it is still a child of the driver (seen in CI: only
+    ``ray::IDLE`` workers), so either counts."""
+    return name == "raylet" or name.startswith("ray::")
 
 
 def _minetest_available() -> bool:
@@ -207,7 +216,9 @@ def test_ray_runs_a_real_minetest_shard(tmp_path, space):
         time.sleep(0.2)
     assert not watch.alive(), f"processes left after the Ray evaluation: {watch.alive()}"
     names = set(watch.seen.values())
-    assert {"raylet", "minetest"} <= names, f"expected the game under a Ray worker, saw {sorted(names)}"
+    assert "minetest" in names and any(_ray_process(n) for n in names), (
+        f"expected the game under a Ray worker, saw {sorted(names)}"
+    )
     print(f"ray minetest shard: {wall:.1f} s")
 
 
