@@ -95,6 +95,9 @@ PROBES: dict[str, dict] = {
     "q2_d50_s2000": {"over": _probe(50, 2000, NO_PRETRAIN)},
     "q2_d25_s2000_vision": {"over": _probe(25, 2000, NO_PRETRAIN), "trainable": "all"},
     "q2p_d25_s2000": {"over": _probe(25, 2000)},  # the default base pretraining
+    # Round 3: the kill expert corrects its yaw only beyond half a visual-token column
+    # (KillExpert.AIM_DEADZONE; record in a fresh --work folder: the data key does not see code).
+    "q3_d25_s2000": {"over": _probe(25, 2000, NO_PRETRAIN)},
 }
 
 
