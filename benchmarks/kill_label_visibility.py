@@ -43,21 +43,14 @@ COLUMNS = 7  # visual-token columns of a frame for the default tiny Qwen2-VL (jv
 
 def logging_expert(rows: list[dict], task, space):
     """A :class:`KillExpert` that appends one row per step to ``rows``."""
-    from jvla.envs.minetest.experts.base import _dist
-    from jvla.envs.minetest.experts.world import KillExpert
-    from jvla.envs.minetest.geometry import aim, camera_delta
+    from jvla.envs.minetest.experts.world import KillExpert, bearing
 
     class Logged(KillExpert):
         def _act(self, env, s, a):
             super()._act(env, s, a)
-            mobs = [e for e in s["entities"] if e["name"] in self.targets and (e.get("hp") or 1) > 0]
-            row = {"task": task.name, "t": self.t, "fov_x": s["fov_deg"]["x"], "bearing": None}
-            if mobs:
-                m = min(mobs, key=lambda e: _dist(s["pos"], e["pos"]))
-                cb = m.get("collisionbox") or [0, 0, 0, 0, 1, 0]
-                centre = [m["pos"][0], m["pos"][1] + (cb[1] + cb[4]) / 2.0, m["pos"][2]]
-                yaw, _ = aim(s["eye"], centre)
-                row["bearing"] = camera_delta(s["yaw"], s["pitch"], yaw, s["pitch"])[1]
+            found = self.target(s)
+            row = {"task": task.name, "t": self.t, "fov_x": s["fov_deg"]["x"],
+                   "bearing": bearing(s, found[1]) if found else None}  # fmt: skip
             cam = a.get("camera")
             row["turn"] = float(cam[1]) if cam is not None else 0.0
             rows.append(row)

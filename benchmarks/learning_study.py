@@ -60,6 +60,9 @@ LEGACY = {"env": {"width": 320, "height": 180}, "data": {"image_scale": 0.625},
           "model": {"tiny": {"rope_theta": 1e6}}}  # fmt: skip
 LEGACY_LLAVA = {**LEGACY, "model": {"tiny": {"rope_theta": 1e4}}}  # its LM's base was Qwen2Config's
 LLAVA = {"model": {"backbone": "llava_next"}, "variants": {"il": {"backbone": "llava_next"}}}
+# Stage II on 1200 captured frames (default 180), 8 questions per frame, 1500 steps at lr 2e-4.
+STAGE2_WIDE = {"data": {"capture": {"scenes": 100, "frames_per_scene": 12}, "vision": {"vqa_per_frame": 8}},
+               "stage2": {"max_steps": 1500, "learning_rate": 2e-4, "eval_steps": 1500, "save_steps": 1500}}  # fmt: skip
 WIDE = {"model": {"tiny": {"hidden_size": 256, "intermediate_size": 1024, "num_layers": 4}}}
 
 
@@ -69,7 +72,8 @@ def _probe(demos: int, steps: int, *extra: dict) -> dict:
 
 
 # name -> run_probe keywords: overrides, trainable (None = the paper's rule: vision frozen in III /
-# FT), dagger_from / dagger_episodes (one DAgger round on another probe's IL model). Names:
+# FT), dagger_from / dagger_episodes (one DAgger round on another probe's IL model), path (il |
+# actvlp: Stages I and II before Stage III). Names:
 # q/l = tiny Qwen2-VL / LLaVA-NeXT, d = demos per task, s = Stage III steps, r = random-init base.
 PROBES: dict[str, dict] = {
     "q_r_d25_s2000": {"over": _probe(25, 2000, NO_PRETRAIN, LEGACY)},
@@ -98,6 +102,10 @@ PROBES: dict[str, dict] = {
     # Round 3: the kill expert corrects its yaw only beyond half a visual-token column
     # (KillExpert.AIM_DEADZONE; record in a fresh --work folder: the data key does not see code).
     "q3_d25_s2000": {"over": _probe(25, 2000, NO_PRETRAIN)},
+    # Round 4: ActVLP against q3's IL on the same demonstrations (--work study3). Stage II sees
+    # 1200 captured frames with "where is the <mob>?" questions (benchmarks/mob_bearing_probe.py:
+    # the whole tiny model learns where a mob is from 4700 frames at lr 2e-4, not at 1e-3).
+    "q4_vlp_d25_s2000": {"over": _probe(25, 2000, NO_PRETRAIN, STAGE2_WIDE), "path": "actvlp"},
 }
 
 

@@ -99,12 +99,15 @@ def square(rng: random.Random) -> tuple[Image.Image, int]:
 class Probe:
     """The model, its processor and the answer-token bookkeeping of one configuration."""
 
-    def __init__(self, backbone: str, theta: float, trainable: str, work: Path, max_pixels: int = 0):
-        model = {"backbone": backbone, "tiny": {"rope_theta": theta}} | (
+    def __init__(self, backbone: str, theta: float, trainable: str, work: Path, max_pixels: int = 0,
+                 question: str = QUESTION, tiny: dict | None = None):  # fmt: skip
+        """``tiny``: overrides of ``model.tiny`` (sizes) on top of params.yaml's."""
+        self.question = question
+        model = {"backbone": backbone, "tiny": {**(tiny or {}), "rope_theta": theta}} | (
             {"max_pixels": max_pixels} if max_pixels else {}
         )
         params = config.load(overrides={"model": model})
-        build_tiny(params, backbone, [*ANSWERS, QUESTION], work)
+        build_tiny(params, backbone, [*ANSWERS, question], work)
         self.model, self.proc = models.load(work, params)
         tok = self.proc.tokenizer
         self.answer_ids = [tok(a, add_special_tokens=False).input_ids[0] for a in ANSWERS]
@@ -123,7 +126,7 @@ class Probe:
         texts = [
             self.proc.apply_chat_template(
                 [
-                    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTION}]},
+                    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": self.question}]},
                     {"role": "assistant", "content": [{"type": "text", "text": ANSWERS[k]}]},
                 ],
                 tokenize=False,

@@ -38,7 +38,14 @@ log = logging.getLogger(__name__)
 # The keys whose values change the recorded demonstrations (anything else reuses them).
 DATA_KEYS = ("env", "data.trajectories.episodes_per_task", "data.trajectories.finetune_episodes_per_task",
              "data.trajectories.tasks", "data.trajectories.max_steps", "seed")  # fmt: skip
-RUN_NAMES = ("base/{b}", "stage3/{b}/none/c1", "finetune/il")
+# ... and those that change Stage II's captured frames and their questions (ActVLP probes only).
+VISION_KEYS = ("env", "data.capture", "data.vision", "data.grounding", "data.image_scale", "seed")
+# The training runs of a probe's path, in order (jvla.variants names; {b} = the backbone): IL is
+# Table 1's "IL" row (Stage III + fine-tune), ActVLP adds Stages I and II before Stage III.
+RUN_NAMES = {
+    "il": ("base/{b}", "stage3/{b}/none/c1", "finetune/il"),
+    "actvlp": ("base/{b}", "post/{b}/knowledge", "post/{b}/vlp", "stage3/{b}/vlp/c1", "finetune/actvlp"),
+}
 SETTING = "main_il"  # the evaluation setting a probe plays (params.yaml's, its tasks overridden)
 
 
@@ -62,20 +69,24 @@ def _get(d: Mapping[str, Any], dotted: str) -> Any:
     return d
 
 
-def data_key(overrides: Mapping[str, Any]) -> str:
-    """A short digest of the overrides that change the demonstrations (:data:`DATA_KEYS`)."""
-    blob = json.dumps({k: _get(overrides, k) for k in DATA_KEYS}, sort_keys=True, default=str)
+def data_key(overrides: Mapping[str, Any], keys: tuple[str, ...] = DATA_KEYS) -> str:
+    """A short digest of the overrides that change the demonstrations (:data:`DATA_KEYS`), or
+    Stage II's frames (``keys`` = :data:`VISION_KEYS`)."""
+    blob = json.dumps({k: _get(overrides, k) for k in keys}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
-def probe_overrides(tasks: list[str], over: Mapping[str, Any], episodes: int) -> dict[str, Any]:
+def probe_overrides(
+    tasks: list[str], over: Mapping[str, Any], episodes: int, path: str = "il"
+) -> dict[str, Any]:
     """The overrides of one probe: its own ``over`` on top of the study's fixed part (the task
-    subset in data and in an ``il`` evaluation setting with ``episodes`` per task)."""
+    subset in data and in an evaluation setting of the ``path``'s variant, ``il`` or ``actvlp``,
+    with ``episodes`` per task)."""
     fixed = {
         "data": {"trajectories": {"tasks": list(tasks)}},
         "evaluate": {
             "episodes": max(episodes, 1),
-            "settings": {SETTING: {"variant": "il", "tasks": list(tasks)}},
+            "settings": {SETTING: {"variant": path, "tasks": list(tasks)}},
         },
     }
     return merge(fixed, over)
@@ -83,7 +94,7 @@ def probe_overrides(tasks: list[str], over: Mapping[str, Any], episodes: int) ->
 
 def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, episodes: int = 10,
               trainable: str | None = None, diag_limit: int = 400, dagger_from: str | None = None,
-              dagger_episodes: int = 0) -> dict[str, Any]:  # fmt: skip
+              dagger_episodes: int = 0, path: str = "il") -> dict[str, Any]:  # fmt: skip
     """Run one probe end to end (module docstring); returns its record and writes ``probe.json``.
 
     Args:
@@ -99,6 +110,9 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
         dagger_from: another (finished) probe whose IL model starts one DAgger round of
             ``dagger_episodes`` per task (:func:`dagger_round`); this probe then reports the
             model after that round (its own overrides must match the other probe's).
+        path: ``il`` (Stage III + fine-tune) or ``actvlp`` (Stages I and II first, on the
+            knowledge set and on Stage II frames captured once per :data:`VISION_KEYS` digest
+            under ``<work>/vision/``; :data:`RUN_NAMES`).
 
     A finished probe (its ``probe.json`` exists) is returned as recorded.
     """
@@ -118,13 +132,16 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
     rec_path = pdir / "probe.json"
     if rec_path.exists():
         return json.loads(rec_path.read_text())
-    ov = probe_overrides(tasks, over, episodes)
+    if path not in RUN_NAMES or (dagger_from and path != "il"):
+        raise ValueError(f"path={path!r}: expected one of {list(RUN_NAMES)} (DAgger: il only)")
+    ov = probe_overrides(tasks, over, episodes, path)
     params = config.load(overrides=ov)
     rec: dict[str, Any] = {
         "name": name,
         "tasks": list(tasks),
         "overrides": ov,
         "trainable": trainable or "paper",
+        "path": path,
     }
     wall: dict[str, float] = {}
 
@@ -145,6 +162,17 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
             (data / k).symlink_to((ddir / k).resolve(), target_is_directory=True)
         trajectories.build(load_ds(ddir / "episodes"), params.data.trajectories, [1],
                            ActionSpace.from_config(params.action), data, params.seed)  # fmt: skip
+        if path == "actvlp":  # Stage II's frames, captured once per VISION_KEYS digest
+            vdir = Path(work) / "vision" / data_key(ov, VISION_KEYS)
+            vdir.mkdir(parents=True, exist_ok=True)
+            with open(vdir / ".lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not (vdir / "cards" / "grounding.json").exists():
+                    build_all(params, vdir, results_dir=vdir / "cards", kinds=("vision",))
+            for k in ("vision", "grounding"):
+                (data / k).symlink_to((vdir / k).resolve(), target_is_directory=True)
+            rec["vision_data"] = {k: json.loads((vdir / "cards" / f"{k}.json").read_text())["splits"]
+                                  for k in ("vision", "grounding")}  # fmt: skip
     wall["data_s"] = time.monotonic() - t0
     cards = json.loads((ddir / "cards" / "episodes.json").read_text())
     rec["experts"] = cards.get("experts", {})
@@ -166,7 +194,7 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
                                          ddir / "cards")  # fmt: skip
             rec["dagger"]["from"] = dagger_from
         else:
-            for r in RUN_NAMES:
+            for r in RUN_NAMES[path]:
                 run_named(
                     r.format(b=params.model.backbone), params, data_root=data, models_root=pdir / "models"
                 )
@@ -174,9 +202,9 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
         runner.TRAINABLE.clear()
         runner.TRAINABLE.update(saved)
     wall["train_s"] = time.monotonic() - t0
-    model = pdir / "models" / "finetune" / "il" / "model"
+    model = pdir / "models" / "finetune" / path / "model"
     rec["train_loss"] = {
-        r: _final_losses(pdir / "models" / r.format(b=params.model.backbone)) for r in RUN_NAMES[1:]
+        r: _final_losses(pdir / "models" / r.format(b=params.model.backbone)) for r in RUN_NAMES[path][1:]
     }
 
     # -- perception diagnostics on held-out expert episodes (Stage III's eval split)

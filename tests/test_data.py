@@ -626,3 +626,28 @@ def test_data_config_errors():
     ):  # variants scale data now
         config.load(overrides={"data": {"post_fractions": [0.5, 1.5]}})
     assert config.load(profile="paper").data.knowledge.source == "minecraft_data"
+
+
+def test_where_questions_name_the_mobs_column_and_skip_ambiguous_kinds():
+    import random
+
+    from jvla.data.vision import AHEAD, side, vqa_items
+
+    def where(a: dict) -> dict:
+        items = vqa_items(a, random.Random(0))
+        return {
+            it["questions"][0]: (it["answer"], it["keywords"])
+            for it in items
+            if it["questions"][0].startswith("Where")
+        }
+
+    assert where(_annotation()) == {
+        "Where is the zombie?": ("The zombie is on the left.", ["left"]),  # column 120 of 640
+        "Where is the cow?": ("The cow is straight ahead.", ["ahead"]),  # column 330 of 640
+    }
+    cows = [dict(o, name="cow", hostile=False) for o in _annotation()["objects"] if o["kind"] == "mob"]
+    assert where(_annotation(objects=cows)) == {}  # two cows: "the cow" would be ambiguous
+    edge = 640 * (0.5 + AHEAD / 2)
+    assert [side(u, 640) for u in (0, 320 - (edge - 320) + 0.5, edge - 0.5, edge + 0.5, 639)] == [
+        "left", "ahead", "ahead", "right", "right",
+    ]  # fmt: skip

@@ -161,6 +161,20 @@ def test_probes_share_demonstrations_only_when_the_data_is_the_same():
     assert c["data"]["trajectories"] == {"tasks": tasks, "episodes_per_task": 50}
 
 
+def test_actvlp_probes_share_demonstrations_with_il_and_stage_ii_frames_among_themselves(tmp_path):
+    from jvla.study import VISION_KEYS, data_key, probe_overrides, run_probe
+
+    tasks = ["mine_dirt", "kill_cow"]
+    il = probe_overrides(tasks, {"stage3": {"max_steps": 10}}, 5)
+    vlp = probe_overrides(tasks, {"stage3": {"max_steps": 10}, "stage2": {"max_steps": 7}}, 5, path="actvlp")
+    more = probe_overrides(tasks, {"data": {"capture": {"scenes": 99}}}, 5, path="actvlp")
+    assert vlp["evaluate"]["settings"]["main_il"] == {"variant": "actvlp", "tasks": tasks}
+    assert data_key(il) == data_key(vlp) == data_key(more)  # the same demonstrations
+    assert data_key(vlp, VISION_KEYS) != data_key(more, VISION_KEYS)  # other Stage II frames
+    with pytest.raises(ValueError, match="path='vlp'"):
+        run_probe("x", tasks, {}, tmp_path, path="vlp")
+
+
 # ------------------------------------------------------------------------------------- DAgger
 class _Const:
     """A policy stub that always returns ``value`` and counts its resets."""

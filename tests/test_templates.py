@@ -36,6 +36,8 @@ def _ann(**kw) -> dict:
     a = {
         "scene": "s",
         "step": 0,
+        "width": 640,
+        "height": 360,
         "gui": "",
         "time_of_day": 0.5,
         "weather": "rain",
@@ -57,6 +59,12 @@ def _vqa_facts() -> list[dict]:
         _ann(),
         _ann(time_of_day=0.9, weather="clear", hp=5.0, wielded="", objects=[_obj("cow", "mob", False)]),
         _ann(objects=[]),
+        _ann(
+            objects=[
+                {**_obj("zombie", "mob", True), "point": [320, 4]},
+                {**_obj("cow", "mob"), "point": [630, 4]},
+            ]
+        ),
         _ann(gui="furnace", inventory={"coal": 3}),
     ]
     rng = random.Random(0)

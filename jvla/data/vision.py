@@ -5,7 +5,7 @@ Datasets (``DatasetDict`` train / eval, split **by scene**: frames of one scene 
 * ``vision``: train = one multi-turn VQA sample per frame (``vqa_per_frame`` questions over the
   image) plus a caption sample for ``caption_fraction`` of the frames; eval = single-question
   samples in the categories of Table 6 (``scene``: time / weather / biome; ``object``: mobs and
-  blocks in view; ``info``: health, hotbar, held item; ``inventory``: with a GUI open). The
+  blocks in view, and where a mob is (left / ahead / right); ``info``: health, hotbar, held item; ``inventory``: with a GUI open). The
   question templates are data, ``templates/vqa.yaml``, filled by :mod:`jvla.data.templates`.
   # NOTE(paper Table 6): the ``ocr`` category is absent: Minetest's HUD and formspecs show no
   # instructions to read (only slot counts and GUI titles).
@@ -56,6 +56,10 @@ NEGATIVE_BLOCKS = (
     "diamond_block",
 )
 NEGATIVE_ITEMS = ("diamond", "iron_ingot", "bread", "stick", "coal", "apple", "torch", "string", "flint")
+# The central fraction of the frame's width that "straight ahead" covers (object.where questions).
+# NOTE(paper Table 6): our own spatial question, with the paper's pointing (Table 7) the only
+# "where" of Stage II; the learning study measures that it teaches the tiny model where mobs are.
+AHEAD = 1 / 7
 GUI_NAMES = {"inventory": "the inventory", "furnace": "a furnace", "crafting_table": "a crafting table"}
 
 
@@ -75,6 +79,14 @@ def _plural(name: str, n: int) -> str:
 
 def _counted(c: Counter) -> str:
     return and_list([f"{n} {_plural(k, n)}" for k, n in sorted(c.items())])
+
+
+def side(u: float, width: float) -> str:
+    """``left`` / ``ahead`` / ``right``: where frame column ``u`` (pixels) lies. ``ahead`` is the
+    central seventh of the width (``AHEAD``), the crosshair's visual-token column of the tiny
+    Qwen2-VL, about +-7.5 degrees of the default view: the kill expert's dead zone."""
+    off = u / width - 0.5
+    return "ahead" if abs(off) <= AHEAD / 2 else "left" if off < 0 else "right"
 
 
 def _frame_facts(a: dict, rng: random.Random) -> Iterator[dict[str, Any]]:
@@ -103,6 +115,9 @@ def _frame_facts(a: dict, rng: random.Random) -> Iterator[dict[str, Any]]:
             yield {"kind": "mob", "mobs": _plural(name, 2), "count": n}
         if mobs:
             yield {"kind": "mobs", "mobs": _counted(mobs), "names": [spaced(k) for k in mobs]}
+        for o in a["objects"]:
+            if o["kind"] == "mob" and mobs[o["name"]] == 1:
+                yield {"kind": "where", "mob": spaced(o["name"]), "side": side(o["point"][0], a["width"])}
         for name in sorted({o["name"] for o in a["objects"] if o["kind"] == "block"})[:3]:
             yield {"kind": "block", "block": spaced(name), "view": "seen"}
         seen_all = {o["name"] for o in a["objects"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -11,6 +12,13 @@ from jvla.envs import items
 from jvla.envs.minetest.experts.base import REACH, _dist, _pos_eq, _WorldExpert
 from jvla.envs.minetest.geometry import aim, camera_delta
 from jvla.envs.tasks import Task
+
+
+def bearing(s: dict, point: Sequence[float]) -> float:
+    """Degrees from the crosshair to ``point`` (world coordinates) in the horizontal plane, + =
+    right: the yaw the camera must turn by to face it (the short way round, in [-180, 180))."""
+    yaw, _ = aim(s["eye"], point)
+    return camera_delta(s["yaw"], s["pitch"], yaw, s["pitch"])[1]
 
 
 class MineExpert(_WorldExpert):
@@ -92,6 +100,16 @@ class KillExpert(_WorldExpert):
         self.targets = {items.entity_to_mt(o) for o in task.reward.objects} - {None}
         self._weapon_selected = False
 
+    def target(self, s: dict) -> tuple[dict, list[float]] | None:
+        """The nearest live mob of the task's kind in the privileged state ``s`` and the centre of
+        its collision box (world coordinates, nodes), or None when there is none."""
+        mobs = [e for e in s["entities"] if e["name"] in self.targets and (e.get("hp") or 1) > 0]
+        if not mobs:
+            return None
+        m = min(mobs, key=lambda e: _dist(s["pos"], e["pos"]))
+        cb = m.get("collisionbox") or [0, 0, 0, 0, 1, 0]
+        return m, [m["pos"][0], m["pos"][1] + (cb[1] + cb[4]) / 2.0, m["pos"][2]]
+
     def _act(self, env, s, a):
         if s.get("gui_open"):
             a["inventory"] = int(self.t % 2 == 0)
@@ -102,20 +120,17 @@ class KillExpert(_WorldExpert):
                 if "sword" in it and s.get("wielded_index") != i + 1:
                     a[f"hotbar.{i + 1}"] = 1
                     return
-        mobs = [e for e in s["entities"] if e["name"] in self.targets and (e.get("hp") or 1) > 0]
-        if not mobs:
+        found = self.target(s)
+        if found is None:
             self._search(s, a)
             return
-        mobs.sort(key=lambda e: _dist(s["pos"], e["pos"]))
-        m = mobs[0]
+        m, centre = found
         cb = m.get("collisionbox") or [0, 0, 0, 0, 1, 0]
-        centre = [m["pos"][0], m["pos"][1] + (cb[1] + cb[4]) / 2.0, m["pos"][2]]
         half = max(abs(cb[3] - cb[0]), abs(cb[4] - cb[1])) / 2.0
         d = _dist(s["eye"], centre)
         size = math.degrees(math.atan2(max(half * 0.6, 0.2), max(d, 0.5)))
         _, d = self._walk_and_aim(s, a, centre, 2.4, precise=max(size, 2.0))
-        yaw, _ = aim(s["eye"], centre)
-        _, dyaw = camera_delta(s["yaw"], s["pitch"], yaw, s["pitch"])
+        dyaw = bearing(s, centre)
         if abs(dyaw) < self.AIM_DEADZONE and a.get("camera") is not None:
             a["camera"] = np.array([a["camera"][0], 0.0], dtype=np.float64)  # pitch still follows
         a["attack"] = int(d < self.HOLD_DISTANCE and abs(dyaw) < self.HOLD_CONE)
