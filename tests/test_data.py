@@ -328,6 +328,41 @@ def test_fake_capture_is_deterministic(space):
     assert runs[0] == runs[1]
 
 
+def test_a_scene_whose_game_crashes_is_captured_again_whole_on_a_restarted_game(space):
+    from jvla.data.frames import SCENE_ATTEMPTS, capture
+    from jvla.envs.base import EnvCrashed
+    from jvla.envs.fake import FakeEnv
+    from jvla.envs.tasks import load_tasks
+
+    class Crashy(FakeEnv):
+        """Crashes on chosen step counts (counted over the whole run) until restarted."""
+
+        def __init__(self, crash_at: set[int], **kw):
+            super().__init__(**kw)
+            self.crash_at, self.n, self.restarts = crash_at, 0, 0
+
+        def step(self, action):
+            self.n += 1
+            if self.n in self.crash_at:
+                raise EnvCrashed(f"crash at step {self.n}")
+            return super().step(action)
+
+        def restart(self):
+            self.restarts += 1
+
+    cfg = _data_cfg("capture", scenes=3, frames_per_scene=2, steps_between=2, settle_steps=1)
+    tasks = load_tasks()
+
+    def run(env):
+        return [(i.tobytes(), a) for i, a in capture(env, cfg, space, 5, tasks)]
+
+    clean = run(Crashy(set(), width=96, height=54))
+    crashy = Crashy({9}, width=96, height=54)  # in the second scene, after it yielded nothing yet
+    assert run(crashy) == clean and crashy.restarts == 1  # no frame lost, none twice
+    with pytest.raises(EnvCrashed):  # a scene that keeps crashing stops the capture
+        run(Crashy(set(range(9, 9 + 40 * SCENE_ATTEMPTS)), width=96, height=54))
+
+
 def test_fake_capture_points_hit_the_target(params, space):
     from jvla.data.frames import capture
     from jvla.envs.fake import CATEGORY_COLOURS, FakeEnv

@@ -111,6 +111,7 @@ SCENE_ITEMS = (
 GUIS = ("inventory", "furnace", "crafting_table")
 MAX_EXTRA_SETTLE = 10  # steps
 STILL_MAD = 1.0  # mean absolute frame difference (0-255) below which the view is still
+SCENE_ATTEMPTS = 3  # a scene whose game crashes is captured again on a restarted game
 
 
 def scene_task(index: int, rng: random.Random, gui_fraction: float) -> Task:
@@ -286,50 +287,77 @@ def capture(
 
     ``cfg`` is a :class:`jvla.config.CaptureConfig`. In a :class:`~jvla.envs.base.SyntheticWorld`
     (the fake env) the scenes cycle through ``tasks`` (generated scenes mean nothing to it) and the
-    env annotates its own frames."""
+    env annotates its own frames.
+
+    A scene whose game crashes (:class:`~jvla.envs.base.EnvCrashed`, e.g. a GUI that does not open
+    under load) is captured again from its start on a restarted game, up to ``SCENE_ATTEMPTS``
+    times; its frames are yielded only once it is whole. Each scene draws from its own generator,
+    seeded from ``seed`` and its index, so a retried scene is the scene a crash-free run captures.
+    """
+    from jvla.envs.base import EnvCrashed
+
+    master = random.Random(seed)
+    for i in range(cfg.scenes):
+        scene_seed = master.getrandbits(64)
+        for attempt in range(1, SCENE_ATTEMPTS + 1):
+            try:
+                frames = list(_scene(env, cfg, space, seed, i, random.Random(scene_seed), tasks))
+                break
+            except EnvCrashed as e:
+                if attempt == SCENE_ATTEMPTS or not hasattr(env, "restart"):
+                    raise
+                log.warning(
+                    "scene %d: %s; restarting the game (attempt %d of %d)", i, e, attempt, SCENE_ATTEMPTS
+                )
+                env.restart()
+        for frame, ann in frames:
+            yield frame, ann
+            if progress:
+                progress(1)
+
+
+def _scene(env, cfg, space, seed: int, i: int, rng: random.Random, tasks: list[Task] | None
+           ) -> Iterator[tuple[np.ndarray, dict]]:  # fmt: skip
+    """The ``cfg.frames_per_scene`` ``(frame, annotation)`` pairs of scene ``i`` (:func:`capture`)."""
     from jvla.envs.base import SyntheticWorld
 
     fake = isinstance(env, SyntheticWorld)
-    rng = random.Random(seed)
-    for i in range(cfg.scenes):
-        name = f"scene-{i:04d}"
-        task = tasks[i % len(tasks)] if fake else scene_task(i, rng, cfg.gui_fraction)
-        env.reset(task, seed=seed * 100003 + i)
-        a = space.null_env_action()
-        if fake:  # start near the target (the fake env turns by any yaw in one step)
-            a["camera"] = np.array([0.0, env.target_offset() + rng.uniform(-15, 15)])
-        else:  # start with the arena ahead, looking slightly down at the placed blocks
-            a["camera"] = np.array([rng.uniform(5, 15), rng.uniform(-10, 10)])
-        env.step(a)
-        pitch = 0.0
-        steps = 0
-        for _ in range(cfg.frames_per_scene):
-            gui = bool(env.privileged_state().get("gui_open"))
-            for _ in range(cfg.steps_between):
-                a = _look_action(space, rng, gui, pitch)
-                pitch += float(a["camera"][0])
-                env.step(a)
-                steps += 1
-            obs, prev = None, None
-            for k in range(max(1, cfg.settle_steps) + MAX_EXTRA_SETTLE):
-                obs, *_ = env.step(space.null_env_action())
-                steps += 1
-                # Under CPU load the client renders late: wait until the view stops changing, so
-                # the frame shows the pose the state reports (moving mobs change it only locally).
-                img = obs["image"].astype(np.int16)
-                if (
-                    k + 1 >= max(1, cfg.settle_steps)
-                    and prev is not None
-                    and np.abs(img - prev).mean() < STILL_MAD
-                ):
-                    break
-                prev = img
-            if fake:
-                ann = env.annotation(name, steps)
-            else:
-                st = env.privileged_state()
-                pitch = math.degrees(float(st.get("pitch") or 0.0))
-                ann = annotate(st, name, steps)
-            yield obs["image"], ann
-            if progress:
-                progress(1)
+    name = f"scene-{i:04d}"
+    task = tasks[i % len(tasks)] if fake else scene_task(i, rng, cfg.gui_fraction)
+    env.reset(task, seed=seed * 100003 + i)
+    a = space.null_env_action()
+    if fake:  # start near the target (the fake env turns by any yaw in one step)
+        a["camera"] = np.array([0.0, env.target_offset() + rng.uniform(-15, 15)])
+    else:  # start with the arena ahead, looking slightly down at the placed blocks
+        a["camera"] = np.array([rng.uniform(5, 15), rng.uniform(-10, 10)])
+    env.step(a)
+    pitch = 0.0
+    steps = 0
+    for _ in range(cfg.frames_per_scene):
+        gui = bool(env.privileged_state().get("gui_open"))
+        for _ in range(cfg.steps_between):
+            a = _look_action(space, rng, gui, pitch)
+            pitch += float(a["camera"][0])
+            env.step(a)
+            steps += 1
+        obs, prev = None, None
+        for k in range(max(1, cfg.settle_steps) + MAX_EXTRA_SETTLE):
+            obs, *_ = env.step(space.null_env_action())
+            steps += 1
+            # Under CPU load the client renders late: wait until the view stops changing, so
+            # the frame shows the pose the state reports (moving mobs change it only locally).
+            img = obs["image"].astype(np.int16)
+            if (
+                k + 1 >= max(1, cfg.settle_steps)
+                and prev is not None
+                and np.abs(img - prev).mean() < STILL_MAD
+            ):
+                break
+            prev = img
+        if fake:
+            ann = env.annotation(name, steps)
+        else:
+            st = env.privileged_state()
+            pitch = math.degrees(float(st.get("pitch") or 0.0))
+            ann = annotate(st, name, steps)
+        yield obs["image"], ann

@@ -61,3 +61,56 @@ def figure(df: Any, path_stem: Path) -> Any:
     fig.subplots_adjust(wspace=0.08)
     save(fig, path_stem)
     return fig
+
+
+def bearing_table(result: dict[str, Any]) -> Any:
+    """One row per run of ``benchmarks/mob_bearing_probe.py``'s JSON: training frames, what
+    trains (``frozen`` tower / ``all``), lr, visual tokens, steps, final and best held-out accuracy
+    and the held-out majority share (a DataFrame)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "train_frames": r["train_frames"],
+                "trainable": r["trainable"],
+                "lr": r.get("lr", result["lr"]),
+                "visual_tokens": r.get("visual_tokens", 28),
+                "steps": r["curve"][-1][0],
+                "held_out": r["final_accuracy"],
+                "best": r["best_accuracy"],
+                "majority": r["held_out_majority"],
+            }
+            for r in result["runs"]
+        ]
+    )
+
+
+def bearing_figure(result: dict[str, Any], path_stem: Path) -> Any:
+    """Held-out accuracy of "where is the animal?" against training steps, one line per run of
+    ``benchmarks/mob_bearing_probe.py`` (the majority share dotted); saved as png and pdf."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    from jvla.report.figures import save, set_theme
+
+    set_theme()
+    rows = []
+    for r in result["runs"]:
+        tokens = r.get("visual_tokens", 28)
+        label = (
+            f"{r['train_frames']} frames, {'tower frozen' if r['trainable'] == 'frozen' else 'whole model'}"
+        )
+        label += f", lr {r.get('lr', result['lr']):g}" + (f", {tokens} tokens" if tokens != 28 else "")
+        rows += [{"run": label, "step": s, "held-out accuracy": acc} for s, _, acc, _ in r["curve"]]
+    df = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    sns.lineplot(df, x="step", y="held-out accuracy", hue="run", marker="o", ax=ax,
+                 palette=sns.color_palette("colorblind", df["run"].nunique()))  # fmt: skip
+    ax.axhline(result["runs"][0]["held_out_majority"], ls=":", color="grey", label="majority class")
+    ax.set_ylim(0.3, 1.0)
+    ax.set_xlabel("training step (batch 16, mirrored frames included)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    save(fig, path_stem)
+    return fig
