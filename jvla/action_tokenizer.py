@@ -164,6 +164,11 @@ class ActionTokenizer:
             table[s] = tid
         return cls(space, table, encode_inventory)
 
+    def group_ids(self, group: int) -> tuple[int | None, ...]:
+        """The token id of each value of digit group ``group`` (index = the value; a camera
+        group's index is its bin). Press groups have no token for value 0 (not pressed): None."""
+        return tuple(self._group_ids[group])
+
     # -- encoding -----------------------------------------------------------------------------
     def digits_to_ids(self, digits: Sequence[int]) -> list[int]:
         """One action's 12 digits -> ``[BEGIN, buttons..., PITCH, YAW, END]``."""

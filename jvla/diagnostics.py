@@ -36,10 +36,9 @@ def token_groups(atok: Any) -> dict[str, Any]:
     """Id sets of the action tokenizer: press tokens, pitch bins and yaw bins (id -> bin)."""
     from jvla.action_tokenizer import N_PRESS_GROUPS, PITCH_GROUP, YAW_GROUP
 
-    gi = atok._group_ids
-    press = {i for g in range(PITCH_GROUP) for i in gi[g] if i is not None}
-    pitch = {i: b for b, i in enumerate(gi[PITCH_GROUP]) if i is not None}
-    yaw = {i: b for b, i in enumerate(gi[YAW_GROUP]) if i is not None}
+    press = {i for g in range(PITCH_GROUP) for i in atok.group_ids(g) if i is not None}
+    pitch = {i: b for b, i in enumerate(atok.group_ids(PITCH_GROUP)) if i is not None}
+    yaw = {i: b for b, i in enumerate(atok.group_ids(YAW_GROUP)) if i is not None}
     assert N_PRESS_GROUPS <= PITCH_GROUP
     return {"press": press, "pitch": pitch, "yaw": yaw, "null_bin": atok.space.quantizer.null_bin}
 

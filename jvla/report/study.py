@@ -74,7 +74,7 @@ def bearing_table(result: dict[str, Any]) -> Any:
             {
                 "train_frames": r["train_frames"],
                 "trainable": r["trainable"],
-                "lr": r.get("lr", result["lr"]),
+                "lr": r["lr"],
                 "visual_tokens": r.get("visual_tokens", 28),
                 "steps": r["curve"][-1][0],
                 "held_out": r["final_accuracy"],
