@@ -363,6 +363,21 @@ def test_a_scene_whose_game_crashes_is_captured_again_whole_on_a_restarted_game(
         run(Crashy(set(range(9, 9 + 40 * SCENE_ATTEMPTS)), width=96, height=54))
 
 
+def test_gui_scenes_keep_the_way_to_the_gui_block_clear():
+    import random
+
+    from jvla.data.frames import GUI_CLEARANCE, scene_task
+
+    rng = random.Random(42)
+    tasks = [scene_task(i, random.Random(rng.getrandbits(64)), gui_fraction=0.5) for i in range(300)]
+    gui = [t for t in tasks if t.need_gui in ("furnace", "crafting_table")]
+    placed = [op["offset"] for t in gui for op in t.setup if op["op"] == "place"]
+    assert gui and placed  # GUI scenes still get blocks, only out of the way
+    assert all(abs(x) > GUI_CLEARANCE[0] or z > GUI_CLEARANCE[1] for x, _, z in placed)
+    others = [op["offset"] for t in tasks if t.need_gui == "none" for op in t.setup if op["op"] == "place"]
+    assert any(abs(x) <= GUI_CLEARANCE[0] and z <= GUI_CLEARANCE[1] for x, _, z in others)
+
+
 def test_fake_capture_points_hit_the_target(params, space):
     from jvla.data.frames import capture
     from jvla.envs.fake import CATEGORY_COLOURS, FakeEnv
