@@ -203,6 +203,9 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
         runner.TRAINABLE.update(saved)
     wall["train_s"] = time.monotonic() - t0
     model = pdir / "models" / "finetune" / path / "model"
+    if path == "actvlp":  # did Stage II teach where the mobs are? (held-out scenes)
+        rec["stage2_where"] = where_accuracy(pdir / "models" / "post" / params.model.backbone / "vlp" / "model",
+                                             params, load_split(data / "vision", "eval"))  # fmt: skip
     rec["train_loss"] = {
         r: _final_losses(pdir / "models" / r.format(b=params.model.backbone)) for r in RUN_NAMES[path][1:]
     }
@@ -297,6 +300,53 @@ def dagger_round(params: Any, data: Path, models: Path, tasks: list[Any], episod
     run_named("finetune/il", params, data_root=out / "data", models_root=out / "models")
     return {"episodes": len(eps), "learner_successes": int(sum(eps["success"])), "steps": int(sum(eps["steps"])),
             "train_samples": len(base["train"]) + int(sum(eps["steps"]))}  # fmt: skip
+
+
+def where_accuracy(model_dir: Path, params: Any, vision_eval: Any, limit: int = 400) -> dict[str, Any]:
+    """Does the model know where a mob is? On the "Where is the <mob>?" questions of a Stage II
+    vision eval split (held-out scenes), the answer among the three (left / straight ahead /
+    right, ``templates/vqa.yaml`` ``object.where``) the model gives the highest likelihood
+    (teacher-forced sum of the answer tokens' log-probabilities: a multiple choice, so a tiny
+    model's broken generation does not hide what it knows). Returns ``n``, the ``accuracy`` and the
+    share of the most common answer (``majority``: what a model that ignores the frame reaches),
+    plus ``generated``: the greedy answers' keyword accuracy (:func:`jvla.vl_bench.evaluate`)."""
+    import torch
+
+    from jvla import models
+    from jvla.data.schema import decode_images
+    from jvla.vl_bench import evaluate, question_of
+
+    sides = {"left": "on the left", "ahead": "straight ahead", "right": "on the right"}
+    rows = [i for i, src in enumerate(vision_eval["source"])
+            if json.loads(src)["ref"].get("keywords") in ([k] for k in sides)][:limit]  # fmt: skip
+    if not rows:
+        return {"n": 0}
+    torch.set_num_threads(1)
+    model, proc = models.load(model_dir, params)
+    model.eval()
+    proc.tokenizer.padding_side = "right"  # the prompt keeps its positions in all three rows
+    hits, truth = 0, []
+    for i in rows:
+        s = vision_eval[i]
+        msgs, ref = question_of(s)
+        want = json.loads(s["source"])["ref"]["keywords"][0]
+        truth.append(want)
+        mob = ref.split(" is ")[0]  # "The cow"
+        prompt = proc.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+        texts = [prompt + f"{mob} is {phrase}." for phrase in sides.values()]
+        images = decode_images(s)
+        enc = proc(text=texts, images=images * len(texts), padding=True, return_tensors="pt")
+        n_prompt = proc(text=[prompt], images=images, return_tensors="pt")["input_ids"].shape[1]
+        with torch.inference_mode():
+            logp = model(**enc).logits.log_softmax(-1)
+        ids = enc["input_ids"]
+        score = [float(logp[k, n_prompt - 1 : -1].gather(-1, ids[k, n_prompt:, None]).squeeze(-1)
+                       .masked_fill(enc["attention_mask"][k, n_prompt:] == 0, 0).sum()) for k in range(len(texts))]  # fmt: skip
+        hits += list(sides)[score.index(max(score))] == want
+    gen = evaluate(model, proc, {"vision": vision_eval.select(rows)})
+    return {"n": len(rows), "accuracy": hits / len(rows),
+            "majority": max(truth.count(k) for k in set(truth)) / len(truth),
+            "generated": sum(r["correct"] for r in gen) / len(gen)}  # fmt: skip
 
 
 def label_stats(episodes: Any, space: Any) -> dict[str, dict[str, float]]:
