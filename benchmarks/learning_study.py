@@ -21,6 +21,7 @@ moves is a key a user can set in the pipeline.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -66,6 +67,16 @@ STAGE2_WIDE = {"data": {"capture": {"scenes": 100, "frames_per_scene": 12}, "vis
 WIDE = {"model": {"tiny": {"hidden_size": 256, "intermediate_size": 1024, "num_layers": 4}}}
 
 
+def _mob_views(work: Path):
+    """Stage II samples from a ``mob_bearing_probe.py record`` folder (its training episodes)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from mob_bearing_probe import stage2_samples
+
+    if not (work / "index.json").exists():
+        raise FileNotFoundError(f"{work}: run `benchmarks/mob_bearing_probe.py record --work {work}` first")
+    return stage2_samples(work)
+
+
 def _probe(demos: int, steps: int, *extra: dict) -> dict:
     """Overrides of a probe: ``demos`` expert episodes per task, ``steps`` Stage III steps, then ``extra``."""
     return _merge(_demos(demos), _steps(steps), *extra)
@@ -106,6 +117,19 @@ PROBES: dict[str, dict] = {
     # 1200 captured frames with "where is the <mob>?" questions (benchmarks/mob_bearing_probe.py:
     # the whole tiny model learns where a mob is from 4700 frames at lr 2e-4, not at 1e-3).
     "q4_vlp_d25_s2000": {"over": _probe(25, 2000, NO_PRETRAIN, STAGE2_WIDE), "path": "actvlp"},
+    # q4's Stage II model answers "where is the <mob>?" at the prior; add the 4716 labelled
+    # look-around frames of benchmarks/mob_bearing_probe.py (record it first) to Stage II.
+    "q5_vlp_views_d25_s2000": {
+        "over": _probe(
+            25,
+            2000,
+            NO_PRETRAIN,
+            STAGE2_WIDE,
+            {"stage2": {"max_steps": 2000, "eval_steps": 2000, "save_steps": 2000}},
+        ),
+        "path": "actvlp",
+        "extra_stage2": functools.partial(_mob_views, ROOT / "study_mobs"),
+    },  # fmt: skip
 }
 
 
@@ -121,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     if a.command == "list":
         for name, kw in PROBES.items():
-            print(f"{name:22s} {json.dumps(kw)}")
+            print(f"{name:22s} {json.dumps(kw, default=repr)}")
         return 0
     if a.command == "run":
         from jvla.study import run_probe

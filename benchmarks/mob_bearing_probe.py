@@ -161,6 +161,38 @@ def load_items(work: Path, held_out: bool) -> list[tuple[object, int]]:
     return out
 
 
+ANSWERS_3 = ("on the left", "straight ahead", "on the right")  # templates/vqa.yaml object.where
+WHERE_QUESTIONS = (
+    "Where is the {mob}?",
+    "Is the {mob} on the left or on the right?",
+    "In which direction is the {mob}?",
+)
+
+
+def stage2_samples(work: Path, seed: int = 0):
+    """The training episodes' labelled frames as Stage II VQA samples (:func:`jvla.data.schema.normalise`
+    form): "Where is the <mob>?" in the words of Stage II's ``object.where`` template, the answer
+    from the frame's bearing (:func:`label`). Held-out episodes are left out."""
+    from jvla.data.schema import normalise
+
+    rng = random.Random(seed)
+    meta = json.loads((work / "index.json").read_text())
+    for r in meta["frames"]:
+        k = label(r)
+        if k is None or r["episode"] % HELD_OUT == HELD_OUT - 1:
+            continue
+        mob = r["task"].removeprefix("kill_")
+        yield normalise({
+            "id": f"mobview-{r['file'].removesuffix('.jpg')}", "label": ["vqa", "minetest", "mob_views"],
+            "image_bytes": [(work / "frames" / r["file"]).read_bytes()],
+            "source": {"task": r["task"], "episode": r["episode"], "step": r["t"], "bearing": r["bearing"]},
+            "conversations": [
+                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": rng.choice(WHERE_QUESTIONS).format(mob=mob)}]},
+                {"role": "assistant", "content": [{"type": "text", "text": f"The {mob} is {ANSWERS_3[k]}."}]},
+            ],
+        })  # fmt: skip
+
+
 def train_one(work: Path, n: int, steps: int, every: int, trainable: str = "frozen", lr: float = 1e-3,
               max_pixels: int = 0, tiny: dict | None = None) -> dict:  # fmt: skip
     """Train on the first ``n`` training frames (+ mirrored copies); the held-out curve.

@@ -25,11 +25,12 @@ from __future__ import annotations
 import copy
 import fcntl
 import hashlib
+import itertools
 import json
 import logging
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,8 @@ def probe_overrides(
 
 def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, episodes: int = 10,
               trainable: str | None = None, diag_limit: int = 400, dagger_from: str | None = None,
-              dagger_episodes: int = 0, path: str = "il") -> dict[str, Any]:  # fmt: skip
+              dagger_episodes: int = 0, path: str = "il",
+              extra_stage2: Callable[[], Iterable[dict]] | None = None) -> dict[str, Any]:  # fmt: skip
     """Run one probe end to end (module docstring); returns its record and writes ``probe.json``.
 
     Args:
@@ -113,6 +115,8 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
         path: ``il`` (Stage III + fine-tune) or ``actvlp`` (Stages I and II first, on the
             knowledge set and on Stage II frames captured once per :data:`VISION_KEYS` digest
             under ``<work>/vision/``; :data:`RUN_NAMES`).
+        extra_stage2: (ActVLP) more Stage II vision samples (normalised rows) added to the
+            vision train split; the eval split is unchanged.
 
     A finished probe (its ``probe.json`` exists) is returned as recorded.
     """
@@ -171,6 +175,14 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
                     build_all(params, vdir, results_dir=vdir / "cards", kinds=("vision",))
             for k in ("vision", "grounding"):
                 (data / k).symlink_to((vdir / k).resolve(), target_is_directory=True)
+            if extra_stage2 is not None:
+                from jvla.data.store import save
+
+                base = load_ds(vdir / "vision")
+                (data / "vision").unlink()
+                save({"train": itertools.chain(iter(base["train"]), extra_stage2()), "eval": iter(base["eval"])},
+                     data / "vision")  # fmt: skip
+                rec["extra_stage2"] = len(load_split(data / "vision", "train")) - len(base["train"])
             rec["vision_data"] = {k: json.loads((vdir / "cards" / f"{k}.json").read_text())["splits"]
                                   for k in ("vision", "grounding")}  # fmt: skip
     wall["data_s"] = time.monotonic() - t0
