@@ -219,7 +219,8 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
         rec["stage2_where"] = where_accuracy(pdir / "models" / "post" / params.model.backbone / "vlp" / "model",
                                              params, load_split(data / "vision", "eval"))  # fmt: skip
     rec["train_loss"] = {
-        r: _final_losses(pdir / "models" / r.format(b=params.model.backbone)) for r in RUN_NAMES[path][1:]
+        run: _final_losses(pdir / "models" / run)
+        for run in (r.format(b=params.model.backbone) for r in RUN_NAMES[path][1:])
     }
 
     # -- perception diagnostics on held-out expert episodes (Stage III's eval split)
@@ -409,7 +410,8 @@ def kill_turn_accuracy(diag: Mapping[str, Any]) -> float | None:
 def table(records: list[dict[str, Any]]) -> Any:
     """One row per probe and category: successes, n, rate and Wilson interval, plus the
     diagnostics' turn-direction accuracy on held-out and on training kill frames
-    (:func:`kill_turn_accuracy`), the button accuracy and the wall times (a DataFrame)."""
+    (:func:`kill_turn_accuracy`), the button accuracy, an ActVLP probe's Stage II "where" accuracy
+    (:func:`where_accuracy`) and the wall times (a DataFrame)."""
     import pandas as pd
 
     from jvla.stats import wilson_interval
@@ -426,13 +428,24 @@ def table(records: list[dict[str, Any]]) -> Any:
         for cat, (s, n) in sorted(by_cat.items()):
             lo, hi = wilson_interval(s, n)
             rows.append({
-                "probe": rec["name"], "category": cat, "successes": s, "n": n, "rate": s / n if n else float("nan"),
+                "probe": rec["name"], "path": rec.get("path", "il"), "category": cat, "successes": s, "n": n,
+                "rate": s / n if n else float("nan"),
                 "ci_low": lo, "ci_high": hi, "turn_acc": kill_turn_accuracy(diag),
                 "turn_acc_train": kill_turn_accuracy(fit),
                 "button_acc": (diag.get("all") or {}).get("buttons"),
+                "stage2_where": (rec.get("stage2_where") or {}).get("accuracy"),
                 **rec.get("wall_s", {}),
             })  # fmt: skip
     return pd.DataFrame(rows)
 
 
-__all__ = ["DATA_KEYS", "data_key", "merge", "probe_overrides", "run_probe", "table"]
+__all__ = [
+    "DATA_KEYS",
+    "VISION_KEYS",
+    "data_key",
+    "merge",
+    "probe_overrides",
+    "run_probe",
+    "table",
+    "where_accuracy",
+]
