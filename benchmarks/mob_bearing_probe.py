@@ -169,26 +169,32 @@ WHERE_QUESTIONS = (
 )
 
 
-def stage2_samples(work: Path, seed: int = 0):
-    """The training episodes' labelled frames as Stage II VQA samples (:func:`jvla.data.schema.normalise`
-    form): "Where is the <mob>?" in the words of Stage II's ``object.where`` template, the answer
-    from the frame's bearing (:func:`label`). Held-out episodes are left out."""
+def stage2_samples(work: Path, seed: int = 0, held_out: bool = False):
+    """The training (or ``held_out``) episodes' labelled frames as Stage II VQA samples
+    (:func:`jvla.data.schema.normalise` form): "Where is the <mob>?" in the words of Stage II's
+    ``object.where`` template, the answer from the frame's bearing (:func:`label`). Held-out
+    samples carry a reference (``source["ref"]``, keywords ``left`` / ``ahead`` / ``right``) as
+    Stage II's eval split does, for :func:`jvla.study.where_accuracy`."""
     from jvla.data.schema import normalise
 
     rng = random.Random(seed)
     meta = json.loads((work / "index.json").read_text())
     for r in meta["frames"]:
         k = label(r)
-        if k is None or r["episode"] % HELD_OUT == HELD_OUT - 1:
+        if k is None or (r["episode"] % HELD_OUT == HELD_OUT - 1) != held_out:
             continue
         mob = r["task"].removeprefix("kill_")
+        answer = f"The {mob} is {ANSWERS_3[k]}."
+        ref = {"kind": "text", "category": "object", "answer": answer, "answers": [answer], "match": "keywords",
+               "keywords": [("left", "ahead", "right")[k]]}  # fmt: skip
         yield normalise({
             "id": f"mobview-{r['file'].removesuffix('.jpg')}", "label": ["vqa", "minetest", "mob_views"],
             "image_bytes": [(work / "frames" / r["file"]).read_bytes()],
-            "source": {"task": r["task"], "episode": r["episode"], "step": r["t"], "bearing": r["bearing"]},
+            "source": {"task": r["task"], "episode": r["episode"], "step": r["t"], "bearing": r["bearing"]}
+            | ({"ref": ref} if held_out else {}),
             "conversations": [
                 {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": rng.choice(WHERE_QUESTIONS).format(mob=mob)}]},
-                {"role": "assistant", "content": [{"type": "text", "text": f"The {mob} is {ANSWERS_3[k]}."}]},
+                {"role": "assistant", "content": [{"type": "text", "text": answer}]},
             ],
         })  # fmt: skip
 
