@@ -102,7 +102,11 @@ def bearing_figure(result: dict[str, Any], path_stem: Path) -> Any:
         label = (
             f"{r['train_frames']} frames, {'tower frozen' if r['trainable'] == 'frozen' else 'whole model'}"
         )
-        label += f", lr {r.get('lr', result['lr']):g}" + (f", {tokens} tokens" if tokens != 28 else "")
+        label += (
+            f", lr {r['lr']:g}"
+            + (f", {tokens} tokens" if tokens != 28 else "")
+            + f", {r['curve'][-1][0]} steps"
+        )
         rows += [{"run": label, "step": s, "held-out accuracy": acc} for s, _, acc, _ in r["curve"]]
     df = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(8, 4.5))
