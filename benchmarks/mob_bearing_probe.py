@@ -1,9 +1,10 @@
 """How many labelled game frames does the tiny VLM need to see where a mob is?
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mob_bearing_probe.py record [--episodes 100]``
-(expert kill episodes into ``--work``, default ``study_mobs/``, git-ignored; about 2 s per episode
-with 3 games), then ``... train [OUT.json]`` (default OUT: ``results/study/mob_bearing_probe.json``;
-about 4 min per configuration on one core).
+(kill episodes into ``--work``, default ``study_mobs/``, git-ignored; 200 look-around episodes
+with 3 games took 5.6 min here), then ``... train [OUT.json]`` (default OUT:
+``results/study/mob_bearing_probe.json``; 4-5 min per 1500-step configuration here, two run
+side by side).
 
 Why: the learning study's kill agents do not turn toward the mob, and the position probe on the
 game's kill frames (``position_probe.py --frames``) memorises its few hundred turning frames
