@@ -162,14 +162,6 @@ def load_items(work: Path, held_out: bool) -> list[tuple[object, int]]:
     return out
 
 
-ANSWERS_3 = ("on the left", "straight ahead", "on the right")  # templates/vqa.yaml object.where
-WHERE_QUESTIONS = (
-    "Where is the {mob}?",
-    "Is the {mob} on the left or on the right?",
-    "In which direction is the {mob}?",
-)
-
-
 def stage2_samples(work: Path, seed: int = 0, held_out: bool = False):
     """The training (or ``held_out``) episodes' labelled frames as Stage II VQA samples
     (:func:`jvla.data.schema.normalise` form): "Where is the <mob>?" in the words of Stage II's
@@ -177,6 +169,7 @@ def stage2_samples(work: Path, seed: int = 0, held_out: bool = False):
     samples carry a reference (``source["ref"]``, keywords ``left`` / ``ahead`` / ``right``) as
     Stage II's eval split does, for :func:`jvla.study.where_accuracy`."""
     from jvla.data.schema import normalise
+    from jvla.data.vision import SIDES, where_qa
 
     rng = random.Random(seed)
     meta = json.loads((work / "index.json").read_text())
@@ -185,17 +178,16 @@ def stage2_samples(work: Path, seed: int = 0, held_out: bool = False):
         if k is None or (r["episode"] % HELD_OUT == HELD_OUT - 1) != held_out:
             continue
         mob = r["task"].removeprefix("kill_")
-        answer = f"The {mob} is {ANSWERS_3[k]}."
-        ref = {"kind": "text", "category": "object", "answer": answer, "answers": [answer], "match": "keywords",
-               "keywords": [("left", "ahead", "right")[k]]}  # fmt: skip
+        qa = where_qa(mob, SIDES[k])
+        ref = {"kind": "text", "category": "object", "answer": qa.answer, "answers": [qa.answer], **qa.ref}
         yield normalise({
             "id": f"mobview-{r['file'].removesuffix('.jpg')}", "label": ["vqa", "minetest", "mob_views"],
             "image_bytes": [(work / "frames" / r["file"]).read_bytes()],
             "source": {"task": r["task"], "episode": r["episode"], "step": r["t"], "bearing": r["bearing"]}
             | ({"ref": ref} if held_out else {}),
             "conversations": [
-                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": rng.choice(WHERE_QUESTIONS).format(mob=mob)}]},
-                {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": rng.choice(qa.questions)}]},
+                {"role": "assistant", "content": [{"type": "text", "text": qa.answer}]},
             ],
         })  # fmt: skip
 

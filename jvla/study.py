@@ -327,11 +327,11 @@ def where_accuracy(model_dir: Path, params: Any, vision_eval: Any, limit: int = 
 
     from jvla import models
     from jvla.data.schema import decode_images
+    from jvla.data.vision import SIDES, where_qa
     from jvla.vl_bench import evaluate, question_of
 
-    sides = {"left": "on the left", "ahead": "straight ahead", "right": "on the right"}
     rows = [i for i, src in enumerate(vision_eval["source"])
-            if json.loads(src)["ref"].get("keywords") in ([k] for k in sides)][:limit]  # fmt: skip
+            if json.loads(src)["ref"].get("keywords") in ([k] for k in SIDES)][:limit]  # fmt: skip
     if not rows:
         return {"n": 0}
     torch.set_num_threads(1)
@@ -344,9 +344,12 @@ def where_accuracy(model_dir: Path, params: Any, vision_eval: Any, limit: int = 
         msgs, ref = question_of(s)
         want = json.loads(s["source"])["ref"]["keywords"][0]
         truth.append(want)
-        mob = ref.split(" is ")[0]  # "The cow"
+        mob = ref.split(" is ")[0].removeprefix("The ")  # the template's "The {mob} is ..."
+        answers = [where_qa(mob, side).answer for side in SIDES]
+        if answers[SIDES.index(want)] != ref:
+            raise ValueError(f"{s['id']}: reference {ref!r} is not templates/vqa.yaml's object.where answer")
         prompt = proc.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-        texts = [prompt + f"{mob} is {phrase}." for phrase in sides.values()]
+        texts = [prompt + answer for answer in answers]
         images = decode_images(s)
         enc = proc(text=texts, images=images * len(texts), padding=True, return_tensors="pt")
         n_prompt = proc(text=[prompt], images=images, return_tensors="pt")["input_ids"].shape[1]
@@ -355,7 +358,7 @@ def where_accuracy(model_dir: Path, params: Any, vision_eval: Any, limit: int = 
         ids = enc["input_ids"]
         score = [float(logp[k, n_prompt - 1 : -1].gather(-1, ids[k, n_prompt:, None]).squeeze(-1)
                        .masked_fill(enc["attention_mask"][k, n_prompt:] == 0, 0).sum()) for k in range(len(texts))]  # fmt: skip
-        hits += list(sides)[score.index(max(score))] == want
+        hits += SIDES[score.index(max(score))] == want
     gen = evaluate(model, proc, {"vision": vision_eval.select(rows)})
     return {"n": len(rows), "accuracy": hits / len(rows),
             "majority": max(truth.count(k) for k in set(truth)) / len(truth),

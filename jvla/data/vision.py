@@ -81,6 +81,16 @@ def _counted(c: Counter) -> str:
     return and_list([f"{n} {_plural(k, n)}" for k, n in sorted(c.items())])
 
 
+SIDES = ("left", "ahead", "right")  # the answers of object.where, left to right
+
+
+def where_qa(mob: str, side: str) -> templates.QA:
+    """The ``object.where`` item (``templates/vqa.yaml``) of ``mob`` (a Minecraft name) at ``side``
+    (one of :data:`SIDES`): its question paraphrases, answer and reference."""
+    (qa,) = templates.expand(templates.load("vqa"), [{"kind": "where", "mob": spaced(mob), "side": side}])
+    return qa
+
+
 def side(u: float, width: float) -> str:
     """``left`` / ``ahead`` / ``right``: where frame column ``u`` (pixels) lies. ``ahead`` is the
     central seventh of the width (``AHEAD``), the crosshair's visual-token column of the tiny
