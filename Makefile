@@ -11,8 +11,8 @@ APT_PKGS := minetest minetest-data minetest-mod-mobs-redo xvfb libgl1-mesa-dri
 # The test suite also opens the report site in a headless browser (tests/test_site.py).
 TEST_APT_PKGS := chromium
 PYTEST_ARGS ?= --durations=15
-# stages at once in `make repro` (JOBS=2: independent stages side by side, see jvla/repro.py)
-JOBS ?= 1
+# stages at once in `make repro` (independent stages side by side, see jvla/repro.py; JOBS=1: `dvc repro`)
+JOBS ?= 2
 export OMP_NUM_THREADS ?= 1
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1

@@ -356,7 +356,7 @@ def _path(key: str) -> list:
 # (key set to a name that points nowhere, what the error expects there)
 REFERENCES = [
     ("evaluate.settings.main_il.variant", "a key of variants"),
-    ("evaluate.settings.backbone_raw_llava.tasks[1]", "a task of tasks/"),
+    ("evaluate.settings.backbone_raw_llava.tasks[0]", "a task of tasks/"),
     ("evaluate.settings.fig4_vision.tasks[0]", "tag:<t>"),
     ("data.trajectories.tasks[0]", "a task of tasks/"),
     ("report.table1_tasks.mine:iron_ore", "a task of tasks/"),

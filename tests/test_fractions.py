@@ -129,6 +129,14 @@ def test_a_fine_tune_on_a_quarter_of_the_episodes_trains_on_fewer_rows(tmp_path,
 
 
 # ------------------------------------------------------------------------------------ figure points
+@pytest.fixture(scope="module")
+def fig_params() -> config.Params:
+    """The default params with the Figure 5 / 6 settings on the three Figure 4 tasks (the paper's
+    sets; the default narrows them to one task to fit 2 cores)."""
+    names = ("fig5_ft25", "fig5_ft50", "fig6_post25", "fig6_post50")
+    return config.load(overrides={"evaluate": {"settings": {n: {"tasks": ["tag:figure4"]} for n in names}}})
+
+
 def _results(tmp_path, params, skip: tuple[str, ...] = ()):
     """A fake ``results/``: the summaries of the Figure 5 / 6 settings and the records of their
     runs; settings in ``skip`` have no summary. Success on task i at fraction f: i + 4f of 10."""
@@ -167,7 +175,8 @@ def _results(tmp_path, params, skip: tuple[str, ...] = ()):
     return res
 
 
-def test_figure_points_come_from_the_fraction_runs(tmp_path, params):
+def test_figure_points_come_from_the_fraction_runs(tmp_path, fig_params):
+    params = fig_params
     from jvla.report import readme
     from jvla.report.results import load_eval, load_runs
 
@@ -191,7 +200,8 @@ def test_figure_points_come_from_the_fraction_runs(tmp_path, params):
     assert sorted(set(f6.setting)) == sorted(params.report.figure6_settings)
 
 
-def test_a_fraction_not_run_is_left_out_and_named(tmp_path, params):
+def test_a_fraction_not_run_is_left_out_and_named(tmp_path, fig_params):
+    params = fig_params
     from jvla.report import readme
     from jvla.report.results import load_curves, load_eval, load_runs
 

@@ -214,7 +214,9 @@ def test_report_renders_from_a_results_fixture(tmp_path, monkeypatch):
     built = readme.write_tables(params, per_task, per_cat, settings, load_vl(res), load_runs(res),
                                 eval_composition(res), res / "tables")  # fmt: skip
     assert len(built["table1"]) == 8 + 3, "eight reported rows and our three"
-    assert "[" in built["table1"].iloc[-1]["mine:iron_ore"], "measured cells carry their interval"
+    ours = built["table1"].iloc[-1]
+    assert "[" in ours["mine:obsidian"], "measured cells carry their interval"
+    assert ours["mine:iron_ore"] == "-", "a column no main setting plays stays empty"
     assert set(built["claims"].verdict) <= {"reproduced", "not reproduced", "inconclusive", "not measured"}
     assert (res / "tables" / "README.md").read_text().count("### ") >= 9
     figs = readme.write_figures(params, per_task, settings, load_runs(res), load_curves(res), res / "figures")
