@@ -277,7 +277,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    tiny = {k: int(v) for k, v in (kv.split("=", 1) for kv in a.tiny)}
+    from pretrain_base import dotted_overrides
+
+    tiny = dotted_overrides(a.tiny, "--tiny")
     meta = json.loads((a.work / "index.json").read_text())
     result = {"steps": a.steps, "batch": 16, "lr": 1e-3, "question": QUESTION, "tasks": list(TASKS),
               "episodes": meta["episodes"], "expert_successes": meta["successes"], "every": meta["every"],

@@ -48,13 +48,14 @@ def accuracy(model_dir: Path, params: config.Params, eval_ds, batch_size: int) -
     return vl_bench.accuracy_by_category(records)
 
 
-def dotted_overrides(items: list[str]) -> dict:
-    """``["a.b=1", "a.c=x"]`` -> ``{"a": {"b": 1, "c": "x"}}`` (values parsed as YAML)."""
+def dotted_overrides(items: list[str], option: str = "--set") -> dict:
+    """``["a.b=1", "a.c=x"]`` -> ``{"a": {"b": 1, "c": "x"}}`` (values parsed as YAML); a malformed
+    item exits naming ``option``. The benchmarks' one ``KEY=VALUE`` parser."""
     out: dict = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--set: expected KEY=VALUE, found {item!r}")
+            raise SystemExit(f"{option}: expected KEY=VALUE, found {item!r}")
         *parents, leaf = key.split(".")
         node = out
         for k in parents:

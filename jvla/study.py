@@ -315,6 +315,27 @@ def dagger_round(params: Any, data: Path, models: Path, tasks: list[Any], episod
             "train_samples": len(base["train"]) + int(sum(eps["steps"]))}  # fmt: skip
 
 
+def choice_scores(model: Any, proc: Any, prompt: str, answers: list[str], images: list[Any]) -> list[float]:
+    """Teacher-forced log-likelihood of each of ``answers`` after ``prompt`` (a chat-templated
+    prompt, its ``images`` shown once per row), in one batched forward pass: the sum of the
+    log-probabilities of each row's tokens after the longest token prefix the rows share. The
+    shared tokens (the prompt, and any common start of the answers) score the same in every row,
+    so leaving them out changes no ranking; the scores rank the answers as their full likelihoods
+    do. Rows are right-padded (``proc.tokenizer.padding_side`` is set here), pads score 0."""
+    import torch
+
+    proc.tokenizer.padding_side = "right"  # every row keeps the prompt's positions
+    texts = [prompt + a for a in answers]
+    enc = proc(text=texts, images=images * len(texts), padding=True, return_tensors="pt")
+    ids, mask = enc["input_ids"], enc["attention_mask"].bool()
+    same = (ids == ids[:1]).all(0) & mask.all(0)
+    n_shared = int(same.long().cumprod(0).sum())  # length of the common prefix
+    with torch.inference_mode():
+        logp = model(**enc).logits.log_softmax(-1)
+    tok = logp[:, n_shared - 1 : -1].gather(-1, ids[:, n_shared:, None]).squeeze(-1)
+    return tok.masked_fill(~mask[:, n_shared:], 0.0).sum(-1).tolist()
+
+
 def where_accuracy(model_dir: Path, params: Any, vision_eval: Any, limit: int = 400) -> dict[str, Any]:
     """Does the model know where a mob is? On the "Where is the <mob>?" questions of a Stage II
     vision eval split (held-out scenes), the answer among the three (left / straight ahead /
@@ -337,7 +358,6 @@ def where_accuracy(model_dir: Path, params: Any, vision_eval: Any, limit: int = 
     torch.set_num_threads(1)
     model, proc = models.load(model_dir, params)
     model.eval()
-    proc.tokenizer.padding_side = "right"  # the prompt keeps its positions in all three rows
     hits, truth = 0, []
     for i in rows:
         s = vision_eval[i]
@@ -349,15 +369,7 @@ def where_accuracy(model_dir: Path, params: Any, vision_eval: Any, limit: int = 
         if answers[SIDES.index(want)] != ref:
             raise ValueError(f"{s['id']}: reference {ref!r} is not templates/vqa.yaml's object.where answer")
         prompt = proc.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-        texts = [prompt + answer for answer in answers]
-        images = decode_images(s)
-        enc = proc(text=texts, images=images * len(texts), padding=True, return_tensors="pt")
-        n_prompt = proc(text=[prompt], images=images, return_tensors="pt")["input_ids"].shape[1]
-        with torch.inference_mode():
-            logp = model(**enc).logits.log_softmax(-1)
-        ids = enc["input_ids"]
-        score = [float(logp[k, n_prompt - 1 : -1].gather(-1, ids[k, n_prompt:, None]).squeeze(-1)
-                       .masked_fill(enc["attention_mask"][k, n_prompt:] == 0, 0).sum()) for k in range(len(texts))]  # fmt: skip
+        score = choice_scores(model, proc, prompt, answers, decode_images(s))
         hits += SIDES[score.index(max(score))] == want
     gen = evaluate(model, proc, {"vision": vision_eval.select(rows)})
     return {"n": len(rows), "accuracy": hits / len(rows),

@@ -242,3 +242,37 @@ def test_study_table_pools_categories_and_the_kill_turn_accuracy():
     assert (kill.category, kill.successes, kill.n, kill.rate) == ("kill", 4, 20, 0.2)
     assert 0.0 < kill.ci_low < 0.2 < kill.ci_high < 1.0 and kill.turn_acc == 0.25
     assert list(df[df.probe == "q"].category) == ["(not evaluated)"], "a diagnostics-only probe keeps its row"
+
+
+def test_choice_scores_rank_answers_as_their_full_likelihoods_do(tiny_qwen):
+    """The batched multiple choice of ``where_accuracy`` against one forward pass per answer."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from jvla.study import choice_scores
+
+    model, proc, _ = tiny_qwen
+    model.eval()
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 160, 3), dtype=np.uint8))
+    msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Where is the cow?"}]}]
+    prompt = proc.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+    answers = [
+        "The cow is on the left.",
+        "The cow is straight ahead.",
+        "The cow is on the right of the player.",
+    ]
+    scores = choice_scores(model, proc, prompt, answers, [image])
+
+    n_prompt = proc(text=[prompt], images=[image], return_tensors="pt")["input_ids"].shape[1]
+    full = []
+    for a in answers:  # the answer's own tokens, one unpadded row at a time
+        enc = proc(text=[prompt + a], images=[image], return_tensors="pt")
+        with torch.inference_mode():
+            logp = model(**enc).logits.log_softmax(-1)[0]
+        ids = enc["input_ids"][0]
+        full.append(float(logp[n_prompt - 1 : -1].gather(-1, ids[n_prompt:, None]).sum()))
+    # the shared "The cow is" scores alike in every row, so only the differences must agree
+    assert np.allclose(np.diff(scores), np.diff(full), atol=1e-4)
+    assert scores.index(max(scores)) == full.index(max(full))
+    assert scores[0] != scores[1], "the answers' own tokens are scored"
