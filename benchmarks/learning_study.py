@@ -130,6 +130,14 @@ PROBES: dict[str, dict] = {
         "path": "actvlp",
         "extra_stage2": functools.partial(_mob_views, ROOT / "study_mobs"),
     },  # fmt: skip
+    # Round 5: one DAgger round on q3 (--work study3): q3's IL agent plays 20 episodes per task
+    # from randomised starts, the privileged experts label the states it reaches, and the fine-tune
+    # reruns on q3's demonstrations plus those labels (deviation: DAgger is not in the paper).
+    "q3_dagger20": {
+        "over": _probe(25, 2000, NO_PRETRAIN),
+        "dagger_from": "q3_d25_s2000",
+        "dagger_episodes": 20,
+    },  # fmt: skip
 }
 
 

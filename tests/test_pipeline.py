@@ -225,6 +225,20 @@ def test_report_renders_from_a_results_fixture(tmp_path, monkeypatch):
     assert isinstance(load_curves(res), pd.DataFrame)
 
 
+def test_table4_compares_its_rows_on_the_tasks_they_all_played():
+    import pandas as pd
+
+    from jvla.report import tables
+
+    names = ["main_actvlp", "t4_a", "t4_b", "t4_c", "t4_d"]
+    rows = [("main_actvlp", "craft_diamond_sword", 0.2), ("main_actvlp", "smelt_cooked_beef", 0.9)]
+    rows += [(n, "craft_diamond_sword", 0.1 * i) for i, n in enumerate(names[1:4], 1)]  # t4_d: no results
+    per_task = pd.DataFrame([{"setting": n, "task": t, "n": 10, "success_rate": r} for n, t, r in rows])
+    settings = pd.DataFrame({"setting": names, "fps": [10.0, 9.0, 18.0, 27.0, None]})
+    t4 = tables.table4(per_task, settings, names).set_index("setting")["success (ours)"]
+    assert t4.tolist() == ["0.20", "0.10", "0.20", "0.30", "-"], "smelt, played by main alone, is left out"
+
+
 def test_readme_section_injection(tmp_path):
     from jvla.report.readme import BEGIN, END, inject
 

@@ -184,11 +184,12 @@ def write_tables(params: Params, per_task: pd.DataFrame, per_cat: pd.DataFrame, 
     titles = {
         "table1": ("Table 1: success rates (mine / kill / craft / smelt)",
                    f"Ours: {_episodes_per_task(params, rep.table1_settings.values())} episodes per task, Wilson 95 % intervals in brackets; "
-                   "category averages are over all our tasks of the category."),
+                   "a category average is over the tasks of the category that the setting played; \"-\": not played "
+                   "(`evaluate.settings` in params.yaml)."),
         "table2": ("Table 2: training paradigms",
                    f"Ablation settings: {_episodes_per_task(params, ablations)} episodes per task."),
         "table4": ("Table 4: action chunks (APT / FT / inference) with FPS", "Our FPS: actions/s of the agent "
-                   "loop alone (CPU, tiny model); success: mean over the Table 2 tasks."),
+                   "loop alone (CPU, tiny model); success: mean over the Table 2 tasks that every row played."),
         "table5_knowledge_set": ("Table 5: world-knowledge evaluation set", None),
         "table6_vision_set": ("Table 6: visual-understanding evaluation set", None),
         "table7_grounding_set": ("Table 7: spatial-grounding evaluation set", None),

@@ -89,11 +89,15 @@ def table2(
 
 
 def table4(per_task: pd.DataFrame, settings: pd.DataFrame, chunk_settings: Sequence[str]) -> pd.DataFrame:
-    """Table 4: action chunks (APT / FT / inference) with FPS and mean success over its tasks."""
+    """Table 4: action chunks (APT / FT / inference) with FPS and mean success over its tasks: the
+    tasks of ``per_task`` that every row with results played, so that the rows compare alike (the
+    main setting may play more of them than an ablation setting)."""
+    played = [set(per_task[(per_task.setting == n) & (per_task.n > 0)].task) for n in chunk_settings]
+    common = set.intersection(*[p for p in played if p]) if any(played) else set()
     rows = []
     for name, ref in zip(chunk_settings, paper.TABLE4, strict=True):
         s = settings[settings.setting == name]
-        t = per_task[(per_task.setting == name) & (per_task.n > 0)]
+        t = per_task[(per_task.setting == name) & (per_task.n > 0) & per_task.task.isin(common)]
         rows.append({
             "apt_chunk": ref["apt_chunk"], "ft_chunk": ref["ft_chunk"], "inference_chunk": ref["inference_chunk"],
             "fps (ours)": f"{s.fps.iloc[0]:.1f}" if not s.empty and not pd.isna(s.fps.iloc[0]) else "-",
