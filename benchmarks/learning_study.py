@@ -10,7 +10,8 @@ categories, with perception diagnostics (:mod:`jvla.study`, :mod:`jvla.diagnosti
 ``study/``, git-ignored; a finished probe is not rerun) and copies it to
 ``results/study/probes/<name>.json``; ``report`` writes ``results/study/study.csv`` and executes
 ``benchmarks/learning_study.ipynb`` into ``results/study/learning_study.ipynb``, which draws
-``results/figures/learning_study.{png,pdf}`` from every recorded probe. Two ``run`` processes
+``results/study/learning_study.{png,pdf}`` from every recorded probe (not under
+``results/figures/``: that folder is the ``figures`` stage's output, which DVC clears when it reruns). Two ``run`` processes
 with different probes can share the work folder (2 cores: one probe each); probes with the same
 data key share one recording of the demonstrations.
 

@@ -239,6 +239,22 @@ def test_table4_compares_its_rows_on_the_tasks_they_all_played():
     assert t4.tolist() == ["0.20", "0.10", "0.20", "0.30", "-"], "smelt, played by main alone, is left out"
 
 
+def test_the_learning_study_writes_outside_the_pipelines_outputs():
+    """DVC clears a stage's outputs before it runs it: a study figure in one would be deleted."""
+    outs = set()
+    for st in DVC["stages"].values():
+        for o in st.get("outs", []) + st.get("do", {}).get("outs", []):
+            outs.add(next(iter(o)) if isinstance(o, dict) else o)
+    nb = nbformat.read(PROJECT_ROOT / "benchmarks" / "learning_study.ipynb", as_version=4)
+    (params,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    stems = [ast.literal_eval(n.value) for n in ast.parse(params.source).body
+             if isinstance(n, ast.Assign) and n.targets[0].id.endswith("_stem")]  # fmt: skip
+    assert stems, "the study notebook names its figure stems"
+    for stem in stems:
+        hits = [o for o in outs if "$" not in o and (stem == o or stem.startswith(o.rstrip("/") + "/"))]
+        assert not hits, f"{stem} lies inside the DVC output {hits}"
+
+
 def test_readme_section_injection(tmp_path):
     from jvla.report.readme import BEGIN, END, inject
 
