@@ -139,6 +139,14 @@ PROBES: dict[str, dict] = {
         "dagger_from": "q3_d25_s2000",
         "dagger_episodes": 20,
     },  # fmt: skip
+    # Round 6: a second DAgger round (aggregated, as Ross et al.): q3_dagger20's agent plays 20 more
+    # episodes per task; the fine-tune reruns from the same Stage III model, same 400 steps, on q3's
+    # demonstrations + both rounds' labels.
+    "q3_dagger20_r2": {
+        "over": _probe(25, 2000, NO_PRETRAIN),
+        "dagger_from": "q3_dagger20",
+        "dagger_episodes": 20,
+    },  # fmt: skip
 }
 
 

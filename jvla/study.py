@@ -321,12 +321,16 @@ def choice_scores(model: Any, proc: Any, prompt: str, answers: list[str], images
     log-probabilities of each row's tokens after the longest token prefix the rows share. The
     shared tokens (the prompt, and any common start of the answers) score the same in every row,
     so leaving them out changes no ranking; the scores rank the answers as their full likelihoods
-    do. Rows are right-padded (``proc.tokenizer.padding_side`` is set here), pads score 0."""
+    do. Rows are right-padded (``proc.tokenizer.padding_side`` is set for the call and restored), pads
+    score 0."""
     import torch
 
-    proc.tokenizer.padding_side = "right"  # every row keeps the prompt's positions
     texts = [prompt + a for a in answers]
-    enc = proc(text=texts, images=images * len(texts), padding=True, return_tensors="pt")
+    side, proc.tokenizer.padding_side = proc.tokenizer.padding_side, "right"  # rows keep the prompt's positions
+    try:
+        enc = proc(text=texts, images=images * len(texts), padding=True, return_tensors="pt")
+    finally:
+        proc.tokenizer.padding_side = side
     ids, mask = enc["input_ids"], enc["attention_mask"].bool()
     same = (ids == ids[:1]).all(0) & mask.all(0)
     n_shared = int(same.long().cumprod(0).sum())  # length of the common prefix

@@ -262,7 +262,9 @@ def test_choice_scores_rank_answers_as_their_full_likelihoods_do(tiny_qwen):
         "The cow is straight ahead.",
         "The cow is on the right of the player.",
     ]
+    proc.tokenizer.padding_side = "left"  # the policy's generation setting
     scores = choice_scores(model, proc, prompt, answers, [image])
+    assert proc.tokenizer.padding_side == "left"  # restored for the callers that share the processor
 
     n_prompt = proc(text=[prompt], images=[image], return_tensors="pt")["input_ids"].shape[1]
     full = []
