@@ -139,6 +139,13 @@ PROBES: dict[str, dict] = {
         "dagger_from": "q3_d25_s2000",
         "dagger_episodes": 20,
     },  # fmt: skip
+    # Round 6: perception labels inside Stage III itself (co-training; not in the paper): q3's
+    # Stage III set plus the 4716 labelled look-around kill frames, so that the LM learns where a
+    # mob is from the same frozen tower's tokens it acts on (IL path, tower frozen).
+    "q6_cotrain_views": {
+        "over": _probe(25, 2000, NO_PRETRAIN),
+        "extra_stage3": functools.partial(_mob_views, ROOT / "study_mobs"),
+    },  # fmt: skip
     # Round 6: a second DAgger round (aggregated, as Ross et al.): q3_dagger20's agent plays 20 more
     # episodes per task; the fine-tune reruns from the same Stage III model, same 400 steps, on q3's
     # demonstrations + both rounds' labels.

@@ -96,7 +96,8 @@ def probe_overrides(
 def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, episodes: int = 10,
               trainable: str | None = None, diag_limit: int = 400, dagger_from: str | None = None,
               dagger_episodes: int = 0, path: str = "il",
-              extra_stage2: Callable[[], Iterable[dict]] | None = None) -> dict[str, Any]:  # fmt: skip
+              extra_stage2: Callable[[], Iterable[dict]] | None = None,
+              extra_stage3: Callable[[], Iterable[dict]] | None = None) -> dict[str, Any]:  # fmt: skip
     """Run one probe end to end (module docstring); returns its record and writes ``probe.json``.
 
     Args:
@@ -117,8 +118,13 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
             under ``<work>/vision/``; :data:`RUN_NAMES`).
         extra_stage2: (ActVLP) more Stage II vision samples (normalised rows) added to the
             vision train split; the eval split is unchanged.
+        extra_stage3: more samples (normalised rows, e.g. vision questions) added to Stage III's
+            train split beside the demonstrations (co-training, a departure from the paper's
+            Stage III); the eval split and the diagnostics stay on the demonstrations.
 
-    A finished probe (its ``probe.json`` exists) is returned as recorded.
+    A finished probe (its ``probe.json`` exists) is returned as recorded; one recorded with
+    ``episodes=0`` is evaluated on its trained models when called with ``episodes > 0`` (so a
+    probe can train while another one plays, and play later on a quiet machine).
     """
     from jvla import config
     from jvla.actions import ActionSpace
@@ -127,19 +133,21 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
     from jvla.data.store import load as load_ds
     from jvla.diagnostics import action_accuracy
     from jvla.envs.tasks import load_tasks
-    from jvla.evaluation import run_setting
     from jvla.evaluation.settings import select_tasks
-    from jvla.stats import wilson_interval
     from jvla.training import load_split, run_named, runner
 
     pdir = Path(work) / "probes" / name
     rec_path = pdir / "probe.json"
-    if rec_path.exists():
-        return json.loads(rec_path.read_text())
     if path not in RUN_NAMES or (dagger_from and path != "il"):
         raise ValueError(f"path={path!r}: expected one of {list(RUN_NAMES)} (DAgger: il only)")
     ov = probe_overrides(tasks, over, episodes, path)
     params = config.load(overrides=ov)
+    if rec_path.exists():
+        rec = json.loads(rec_path.read_text())
+        if rec.get("per_task") or episodes == 0:
+            return rec
+        # trained diagnostics-only so far: play it now
+        return evaluate_probe(rec, params, pdir, Path(work) / "data" / data_key(ov))
     rec: dict[str, Any] = {
         "name": name,
         "tasks": list(tasks),
@@ -166,6 +174,14 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
             (data / k).symlink_to((ddir / k).resolve(), target_is_directory=True)
         trajectories.build(load_ds(ddir / "episodes"), params.data.trajectories, [1],
                            ActionSpace.from_config(params.action), data, params.seed)  # fmt: skip
+        if extra_stage3 is not None:  # co-training: more samples in Stage III's train split
+            from jvla.data.store import save
+
+            (data / "trajectory_c1").rename(data / "trajectory_demos_c1")
+            demos = load_ds(data / "trajectory_demos_c1")
+            save({"train": itertools.chain(iter(demos["train"]), extra_stage3()), "eval": iter(demos["eval"])},
+                 data / "trajectory_c1")  # fmt: skip
+            rec["extra_stage3"] = len(load_split(data / "trajectory_c1", "train")) - len(demos["train"])
         if path == "actvlp":  # Stage II's frames, captured once per VISION_KEYS digest
             vdir = Path(work) / "vision" / data_key(ov, VISION_KEYS)
             vdir.mkdir(parents=True, exist_ok=True)
@@ -228,31 +244,44 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
     held = load_split(data / "trajectory_c1", "eval")
     rec["diagnostics"] = action_accuracy(model, params, held, limit=diag_limit) if held is not None else {}
     # the same on training frames: a low turn accuracy here means the policy underfits what it sees
-    rec["diagnostics_train"] = action_accuracy(model, params, load_split(data / "trajectory_c1", "train"),
-                                               limit=diag_limit)  # fmt: skip
+    demos = data / ("trajectory_demos_c1" if (data / "trajectory_demos_c1").exists() else "trajectory_c1")
+    rec["diagnostics_train"] = action_accuracy(model, params, load_split(demos, "train"), limit=diag_limit)
     wall["diag_s"] = time.monotonic() - t0
     log.info("%s: kill turn accuracy held-out / training frames %s / %s", name,
              kill_turn_accuracy(rec["diagnostics"]), kill_turn_accuracy(rec["diagnostics_train"]))  # fmt: skip
 
-    # -- evaluation in the game (episodes=0: a diagnostics-only probe)
+    # -- evaluation in the game (episodes=0: a diagnostics-only probe, evaluated by a later call)
     rec["step_limits"] = {t.name: t.max_steps for t in select_tasks(params, list(tasks), ddir / "cards")}
-    if episodes == 0:
-        rec["per_task"] = []
-        rec["wall_s"] = {k: round(v, 1) for k, v in wall.items()}
-        rec_path.write_text(json.dumps(rec, indent=1, sort_keys=True, default=str) + "\n")
-        return rec
-    t0 = time.monotonic()
+    rec["wall_s"] = {k: round(v, 1) for k, v in wall.items()}
+    rec["per_task"] = []
+    if episodes > 0:
+        return evaluate_probe(rec, params, pdir, ddir)
+    rec_path.write_text(json.dumps(rec, indent=1, sort_keys=True, default=str) + "\n")
+    return rec
+
+
+def evaluate_probe(rec: dict[str, Any], params: Any, pdir: Path, ddir: Path) -> dict[str, Any]:
+    """Play the probe's fine-tuned model (``pdir/models``) in the game: ``params``'s evaluation
+    setting :data:`SETTING`; adds ``per_task`` (Wilson 95 % intervals), ``wall_s.eval_s`` and
+    ``load_avg`` (the 1-minute load average before and after: the game runs in real time, so a
+    busy machine lowers success) to ``rec`` and writes ``pdir/probe.json``."""
+    import os
+
+    from jvla.evaluation import run_setting
+    from jvla.stats import wilson_interval
+
+    t0, load0 = time.monotonic(), os.getloadavg()[0]
     summ = run_setting(params, SETTING, models_root=pdir / "models", out_root=pdir / "evaluate",
                        progress=True, data_results=ddir / "cards")  # fmt: skip
-    wall["eval_s"] = time.monotonic() - t0
+    rec["wall_s"]["eval_s"] = round(time.monotonic() - t0, 1)
+    rec["load_avg"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
     rows = []
     for r in summ["per_task"]:
         lo, hi = wilson_interval(r["successes"], r["n"])
         rows.append({"task": r["task"], "category": r["category"], "successes": r["successes"], "n": r["n"],
                      "rate": r["success_rate"], "ci_low": lo, "ci_high": hi})  # fmt: skip
     rec["per_task"] = rows
-    rec["wall_s"] = {k: round(v, 1) for k, v in wall.items()}
-    rec_path.write_text(json.dumps(rec, indent=1, sort_keys=True, default=str) + "\n")
+    (pdir / "probe.json").write_text(json.dumps(rec, indent=1, sort_keys=True, default=str) + "\n")
     return rec
 
 
@@ -326,7 +355,8 @@ def choice_scores(model: Any, proc: Any, prompt: str, answers: list[str], images
     import torch
 
     texts = [prompt + a for a in answers]
-    side, proc.tokenizer.padding_side = proc.tokenizer.padding_side, "right"  # rows keep the prompt's positions
+    side = proc.tokenizer.padding_side
+    proc.tokenizer.padding_side = "right"  # every row keeps the prompt's positions
     try:
         enc = proc(text=texts, images=images * len(texts), padding=True, return_tensors="pt")
     finally:

@@ -175,6 +175,36 @@ def test_actvlp_probes_share_demonstrations_with_il_and_stage_ii_frames_among_th
         run_probe("x", tasks, {}, tmp_path, path="vlp")
 
 
+def test_a_diagnostics_only_probe_is_evaluated_later_on_its_trained_models(tmp_path, monkeypatch):
+    """A probe trained with ``episodes=0`` (e.g. while another probe plays) plays on a later call."""
+    import jvla.evaluation
+    from jvla.study import run_probe
+
+    tasks = ["mine_dirt", "kill_cow"]
+    pdir = tmp_path / "probes" / "x"
+    pdir.mkdir(parents=True)
+    trained = {"name": "x", "per_task": [], "wall_s": {"train_s": 1.0}, "diagnostics": {"n": 3}}
+    (pdir / "probe.json").write_text(json.dumps(trained))
+    calls = []
+
+    def fake_run_setting(params, setting, models_root, out_root, **kw):
+        calls.append((setting, models_root, params.evaluate.episodes))
+        return {"per_task": [{"task": t, "category": t.split("_")[0], "successes": 1, "n": 4, "success_rate": 0.25}
+                             for t in tasks]}  # fmt: skip
+
+    monkeypatch.setattr(jvla.evaluation, "run_setting", fake_run_setting)
+    assert run_probe("x", tasks, {}, tmp_path, episodes=0) == trained  # still diagnostics-only
+    assert not calls
+    rec = run_probe("x", tasks, {}, tmp_path, episodes=4)
+    assert calls == [("main_il", pdir / "models", 4)]
+    assert [r["successes"] for r in rec["per_task"]] == [1, 1] and rec["per_task"][0]["ci_low"] > 0
+    assert rec["diagnostics"] == {"n": 3} and rec["wall_s"]["train_s"] == 1.0 and "eval_s" in rec["wall_s"]
+    assert len(rec["load_avg"]) == 2
+    assert json.loads((pdir / "probe.json").read_text()) == rec
+    run_probe("x", tasks, {}, tmp_path, episodes=4)  # evaluated: returned as recorded, not replayed
+    assert len(calls) == 1
+
+
 # ------------------------------------------------------------------------------------- DAgger
 class _Const:
     """A policy stub that always returns ``value`` and counts its resets."""
