@@ -460,7 +460,9 @@ def table(records: list[dict[str, Any]]) -> Any:
     """One row per probe and category: successes, n, rate and Wilson interval, plus the
     diagnostics' turn-direction accuracy on held-out and on training kill frames
     (:func:`kill_turn_accuracy`), the button accuracy, an ActVLP probe's Stage II "where" accuracy
-    (:func:`where_accuracy`) and the wall times (a DataFrame)."""
+    (:func:`where_accuracy`), the wall times and ``eval_load``, the higher of the 1-minute load
+    averages before and after the evaluation (NaN where not recorded; 2 = both cores busy) (a
+    DataFrame)."""
     import pandas as pd
 
     from jvla.stats import wilson_interval
@@ -484,6 +486,7 @@ def table(records: list[dict[str, Any]]) -> Any:
                 "button_acc": (diag.get("all") or {}).get("buttons"),
                 "stage2_where": (rec.get("stage2_where") or {}).get("accuracy"),
                 **rec.get("wall_s", {}),
+                "eval_load": max(rec["load_avg"]) if rec.get("load_avg") else float("nan"),
             })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -492,6 +495,7 @@ __all__ = [
     "DATA_KEYS",
     "VISION_KEYS",
     "data_key",
+    "evaluate_probe",
     "merge",
     "probe_overrides",
     "run_probe",
