@@ -4,7 +4,8 @@ Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mob_bearing_probe.py record
 (kill episodes into ``--work``, default ``study_mobs/``, git-ignored; 200 look-around episodes
 with 3 games took 5.6 min here), then ``... train [OUT.json]`` (default OUT:
 ``results/study/mob_bearing_probe.json``; 4-5 min per 1500-step configuration here, two run
-side by side).
+side by side; ``train`` writes a fresh file). ``... where --model NAME=DIR ...`` scores saved
+models of any stage on the held-out frames and adds them under ``--key`` of OUT.
 
 Why: the learning study's kill agents do not turn toward the mob, and the position probe on the
 game's kill frames (``position_probe.py --frames``) memorises its few hundred turning frames
@@ -192,6 +193,36 @@ def stage2_samples(work: Path, seed: int = 0, held_out: bool = False):
         })  # fmt: skip
 
 
+def where(work: Path, out: Path, key: str, model_dirs: dict[str, str]) -> None:
+    """Score saved models (any stage: Stage II, a co-trained Stage III, a fine-tune) on every
+    held-out look-around frame as a "Where is the <mob>?" multiple choice
+    (:func:`jvla.study.where_accuracy`); the scores go under ``key`` of the ``out`` JSON, beside
+    the command that made them."""
+    import shlex
+    import tempfile
+
+    from jvla import config
+    from jvla.data.store import save
+    from jvla.study import where_accuracy
+
+    params = config.load()
+    result = json.loads(out.read_text()) if out.exists() else {}
+    with tempfile.TemporaryDirectory(prefix="jvla-where-") as tmp:
+        held = save({"eval": stage2_samples(work, held_out=True)}, Path(tmp) / "views")["eval"]
+        scores = result.setdefault(key, {})
+        scores["what"] = (
+            "jvla.study.where_accuracy on all held-out look-around frames (stage2_samples(held_out=True)): "
+            "multiple choice by likelihood among left / straight ahead / right"
+        )
+        for name, d in model_dirs.items():
+            scores[name] = {"model": d, **where_accuracy(Path(d), params, held, limit=len(held))}
+            log.info("%s: %s", name, scores[name])
+    cmd = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mob_bearing_probe.py where --key " + shlex.quote(key)
+    cmd += " --model " + " ".join(shlex.quote(f"{k}={v}") for k, v in model_dirs.items())
+    result.setdefault("commands", []).append(cmd)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+
+
 def train_one(work: Path, n: int, steps: int, every: int, trainable: str = "frozen", lr: float = 1e-3,
               max_pixels: int = 0, tiny: dict | None = None) -> dict:  # fmt: skip
     """Train on the first ``n`` training frames (+ mirrored copies); the held-out curve.
@@ -248,7 +279,7 @@ def train_one(work: Path, n: int, steps: int, every: int, trainable: str = "froz
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["record", "train"])
+    ap.add_argument("command", choices=["record", "train", "where"])
     ap.add_argument(
         "out", nargs="?", type=Path, default=ROOT / "results" / "study" / "mob_bearing_probe.json"
     )
@@ -269,10 +300,17 @@ def main() -> None:
     ap.add_argument(
         "--tiny", nargs="*", default=[], metavar="KEY=INT", help="train: model.tiny size overrides"
     )
+    ap.add_argument(
+        "--model", nargs="+", default=[], metavar="NAME=DIR", help="where: models to score (saved model dirs)"
+    )
+    ap.add_argument("--key", default="stage3_models", help="where: the result key the scores go under")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if a.command == "record":
         record(a.work, a.episodes, a.slots, a.every, a.policy, a.look_steps)
+        return
+    if a.command == "where":
+        where(a.work, a.out, a.key, dict(m.split("=", 1) for m in a.model))
         return
     import torch
 
