@@ -174,6 +174,8 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
             (data / k).symlink_to((ddir / k).resolve(), target_is_directory=True)
         trajectories.build(load_ds(ddir / "episodes"), params.data.trajectories, [1],
                            ActionSpace.from_config(params.action), data, params.seed)  # fmt: skip
+        # NOTE(paper §3.1): Stage III trains on trajectories only; extra_stage3 mixes other samples
+        # in (co-training, a study lever; docs/deviations.md 36).
         if extra_stage3 is not None:  # co-training: more samples in Stage III's train split
             from jvla.data.store import save
 
