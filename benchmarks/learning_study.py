@@ -157,6 +157,12 @@ PROBES: dict[str, dict] = {
         "dagger_from": "q3_dagger20",
         "dagger_episodes": 20,
     },  # fmt: skip
+    # q3_dagger20_r2 doubled the fine-tune's data (29k -> 55k samples) at the same 400 steps and its
+    # held-out button accuracy fell (0.62 -> 0.42): the same data, fine-tuned for 800 steps.
+    "q3_dagger20_r2_ft800": {
+        "over": _probe(25, 2000, NO_PRETRAIN, {"finetune": {"max_steps": 800}}),
+        "refit_from": "q3_dagger20_r2",
+    },  # fmt: skip
 }
 
 

@@ -95,7 +95,7 @@ def probe_overrides(
 
 def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, episodes: int = 10,
               trainable: str | None = None, diag_limit: int = 400, dagger_from: str | None = None,
-              dagger_episodes: int = 0, path: str = "il",
+              dagger_episodes: int = 0, path: str = "il", refit_from: str | None = None,
               extra_stage2: Callable[[], Iterable[dict]] | None = None,
               extra_stage3: Callable[[], Iterable[dict]] | None = None) -> dict[str, Any]:  # fmt: skip
     """Run one probe end to end (module docstring); returns its record and writes ``probe.json``.
@@ -113,6 +113,9 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
         dagger_from: another (finished) probe whose IL model starts one DAgger round of
             ``dagger_episodes`` per task (:func:`dagger_round`); this probe then reports the
             model after that round (its own overrides must match the other probe's).
+        refit_from: another (finished) IL probe whose datasets, base and Stage III model this
+            probe reuses; only the fine-tune reruns, with this probe's overrides (e.g. more
+            fine-tune steps on a DAgger round's data, without playing the round again).
         path: ``il`` (Stage III + fine-tune) or ``actvlp`` (Stages I and II first, on the
             knowledge set and on Stage II frames captured once per :data:`VISION_KEYS` digest
             under ``<work>/vision/``; :data:`RUN_NAMES`).
@@ -138,8 +141,8 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
 
     pdir = Path(work) / "probes" / name
     rec_path = pdir / "probe.json"
-    if path not in RUN_NAMES or (dagger_from and path != "il"):
-        raise ValueError(f"path={path!r}: expected one of {list(RUN_NAMES)} (DAgger: il only)")
+    if path not in RUN_NAMES or ((dagger_from or refit_from) and path != "il"):
+        raise ValueError(f"path={path!r}: expected one of {list(RUN_NAMES)} (DAgger, refit: il only)")
     ov = probe_overrides(tasks, over, episodes, path)
     params = config.load(overrides=ov)
     if rec_path.exists():
@@ -166,7 +169,7 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
         if not (ddir / "cards" / "episodes.json").exists():
             build_all(params, ddir, results_dir=ddir / "cards", kinds=("knowledge", "trajectories"))
     data = pdir / "data"
-    if not dagger_from:
+    if not (dagger_from or refit_from):
         if data.exists():
             shutil.rmtree(data)
         data.mkdir(parents=True)
@@ -223,6 +226,22 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
             rec["dagger"] = dagger_round(params, src / "data", src / "models", tasks_, dagger_episodes, pdir,
                                          ddir / "cards")  # fmt: skip
             rec["dagger"]["from"] = dagger_from
+        elif refit_from:
+            src = Path(work) / "probes" / refit_from
+            if not (src / "probe.json").exists():
+                raise FileNotFoundError(f"refit_from={refit_from!r}: run that probe first ({src})")
+            for sub in (
+                "data/knowledge",
+                "data/trajectory_c1",
+                "data/task_c1",
+                "models/base",
+                "models/stage3",
+            ):
+                if not (pdir / sub).exists():
+                    (pdir / sub).parent.mkdir(parents=True, exist_ok=True)
+                    (pdir / sub).symlink_to((src / sub).resolve(), target_is_directory=True)
+            run_named("finetune/il", params, data_root=data, models_root=pdir / "models")
+            rec["refit_from"] = refit_from
         else:
             for r in RUN_NAMES[path]:
                 run_named(
