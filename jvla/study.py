@@ -180,13 +180,10 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
         # NOTE(paper §3.1): Stage III trains on trajectories only; extra_stage3 mixes other samples
         # in (co-training, a study lever; docs/deviations.md 36).
         if extra_stage3 is not None:  # co-training: more samples in Stage III's train split
-            from jvla.data.store import save
-
             (data / "trajectory_c1").rename(data / "trajectory_demos_c1")
-            demos = load_ds(data / "trajectory_demos_c1")
-            save({"train": itertools.chain(iter(demos["train"]), extra_stage3()), "eval": iter(demos["eval"])},
-                 data / "trajectory_c1")  # fmt: skip
-            rec["extra_stage3"] = len(load_split(data / "trajectory_c1", "train")) - len(demos["train"])
+            rec["extra_stage3"] = _add_rows(
+                data / "trajectory_demos_c1", extra_stage3(), data / "trajectory_c1"
+            )
         if path == "actvlp":  # Stage II's frames, captured once per VISION_KEYS digest
             vdir = Path(work) / "vision" / data_key(ov, VISION_KEYS)
             vdir.mkdir(parents=True, exist_ok=True)
@@ -197,13 +194,8 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
             for k in ("vision", "grounding"):
                 (data / k).symlink_to((vdir / k).resolve(), target_is_directory=True)
             if extra_stage2 is not None:
-                from jvla.data.store import save
-
-                base = load_ds(vdir / "vision")
                 (data / "vision").unlink()
-                save({"train": itertools.chain(iter(base["train"]), extra_stage2()), "eval": iter(base["eval"])},
-                     data / "vision")  # fmt: skip
-                rec["extra_stage2"] = len(load_split(data / "vision", "train")) - len(base["train"])
+                rec["extra_stage2"] = _add_rows(vdir / "vision", extra_stage2(), data / "vision")
             rec["vision_data"] = {k: json.loads((vdir / "cards" / f"{k}.json").read_text())["splits"]
                                   for k in ("vision", "grounding")}  # fmt: skip
     wall["data_s"] = time.monotonic() - t0
@@ -230,16 +222,11 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
             src = Path(work) / "probes" / refit_from
             if not (src / "probe.json").exists():
                 raise FileNotFoundError(f"refit_from={refit_from!r}: run that probe first ({src})")
-            for sub in (
-                "data/knowledge",
-                "data/trajectory_c1",
-                "data/task_c1",
-                "models/base",
-                "models/stage3",
-            ):
-                if not (pdir / sub).exists():
-                    (pdir / sub).parent.mkdir(parents=True, exist_ok=True)
-                    (pdir / sub).symlink_to((src / sub).resolve(), target_is_directory=True)
+            _share(
+                src,
+                pdir,
+                ("data/knowledge", "data/trajectory_c1", "data/task_c1", "models/base", "models/stage3"),
+            )
             run_named("finetune/il", params, data_root=data, models_root=pdir / "models")
             rec["refit_from"] = refit_from
         else:
@@ -306,6 +293,25 @@ def evaluate_probe(rec: dict[str, Any], params: Any, pdir: Path, ddir: Path) -> 
     return rec
 
 
+def _add_rows(base: Path, extra: Iterable[dict], out: Path) -> int:
+    """Save the dataset at ``base`` with ``extra`` rows appended to its train split (its eval split
+    unchanged) to ``out``; returns how many rows were added."""
+    from jvla.data.store import load, save
+
+    ds = load(base)
+    mixed = save({"train": itertools.chain(iter(ds["train"]), extra), "eval": iter(ds["eval"])}, out)
+    return len(mixed["train"]) - len(ds["train"])
+
+
+def _share(src: Path, dst: Path, subs: Iterable[str]) -> None:
+    """Link each ``dst/<sub>`` to the real folder behind ``src/<sub>`` (another probe's datasets
+    or models, reused read-only); an existing ``dst/<sub>`` is kept."""
+    for sub in subs:
+        if not (dst / sub).exists():
+            (dst / sub).parent.mkdir(parents=True, exist_ok=True)
+            (dst / sub).symlink_to((src / sub).resolve(), target_is_directory=True)
+
+
 def dagger_round(params: Any, data: Path, models: Path, tasks: list[Any], episodes: int, out: Path,
                  data_cards: Path) -> dict[str, Any]:  # fmt: skip
     """One DAgger round (:mod:`jvla.data.dagger`) on a finished IL probe, in a new folder ``out``.
@@ -352,14 +358,8 @@ def dagger_round(params: Any, data: Path, models: Path, tasks: list[Any], episod
     (out / "data").mkdir(parents=True, exist_ok=True)
     splits = {"train": train_rows()} | ({"eval": iter(base["eval"])} if "eval" in base else {})
     save(splits, out / "data" / "task_c1")
-    for k in ("knowledge", "trajectory_c1"):
-        if not (out / "data" / k).exists():
-            (out / "data" / k).symlink_to((data / k).resolve(), target_is_directory=True)
-    for r in ("base", "stage3"):
-        dst = out / "models" / r
-        if not dst.exists():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.symlink_to((models / r).resolve(), target_is_directory=True)
+    _share(data, out / "data", ("knowledge", "trajectory_c1"))
+    _share(models, out / "models", ("base", "stage3"))
     run_named("finetune/il", params, data_root=out / "data", models_root=out / "models")
     return {"episodes": len(eps), "learner_successes": int(sum(eps["success"])), "steps": int(sum(eps["steps"])),
             "train_samples": len(base["train"]) + int(sum(eps["steps"]))}  # fmt: skip
