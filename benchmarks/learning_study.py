@@ -164,6 +164,20 @@ PROBES: dict[str, dict] = {
         "over": _probe(25, 2000, NO_PRETRAIN, {"finetune": {"max_steps": 800}}),
         "refit_from": "q3_dagger20_r2",
     },  # fmt: skip
+    # Round 7: the perception oracle (jvla/envs/oracle.py; a diagnostic, deviation 37). Every frame
+    # of a world task shows a magenta band where the target is (demonstrations and evaluation), so
+    # perception is free: does the policy learn the rest (approach, strike) from 25 demonstrations?
+    # Then the same model plays with the band degraded (at a random place with probability 1 - a):
+    # success against perception accuracy, to set beside the perception curve (mob_bearing_probe).
+    "q8_oracle": {"over": _probe(25, 2000, NO_PRETRAIN), "oracle": 1.0},
+    **{
+        f"q8_oracle_a{round(100 * a):02d}": {
+            "over": _probe(25, 2000, NO_PRETRAIN),
+            "oracle": a,
+            "eval_from": "q8_oracle",
+        }
+        for a in (0.75, 0.5, 0.0)
+    },  # fmt: skip
 }
 
 

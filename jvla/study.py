@@ -22,8 +22,10 @@ Success rates carry Wilson 95 % intervals (:func:`jvla.stats.wilson_interval`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import fcntl
+import functools
 import hashlib
 import itertools
 import json
@@ -97,7 +99,8 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
               trainable: str | None = None, diag_limit: int = 400, dagger_from: str | None = None,
               dagger_episodes: int = 0, path: str = "il", refit_from: str | None = None,
               extra_stage2: Callable[[], Iterable[dict]] | None = None,
-              extra_stage3: Callable[[], Iterable[dict]] | None = None) -> dict[str, Any]:  # fmt: skip
+              extra_stage3: Callable[[], Iterable[dict]] | None = None, oracle: float | None = None,
+              eval_from: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Run one probe end to end (module docstring); returns its record and writes ``probe.json``.
 
     Args:
@@ -124,6 +127,13 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
         extra_stage3: more samples (normalised rows, e.g. vision questions) added to Stage III's
             train split beside the demonstrations (co-training, a departure from the paper's
             Stage III); the eval split and the diagnostics stay on the demonstrations.
+        oracle: the perception oracle (:mod:`jvla.envs.oracle`): demonstrations are recorded with
+            the target's marker in every frame (a separate recording, ``<data key>-marker``) and
+            the evaluation plays with the marker at this accuracy (1.0 = always at the target).
+            None = plain frames.
+        eval_from: another (finished) probe whose datasets and models this probe reuses as they
+            are; only the evaluation runs, with this probe's ``oracle`` (the diagnostics are the
+            other probe's, copied).
 
     A finished probe (its ``probe.json`` exists) is returned as recorded; one recorded with
     ``episodes=0`` is evaluated on its trained models when called with ``episodes > 0`` (so a
@@ -135,6 +145,7 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
     from jvla.data.build import build_all
     from jvla.data.store import load as load_ds
     from jvla.diagnostics import action_accuracy
+    from jvla.envs import oracle as oracle_env
     from jvla.envs.tasks import load_tasks
     from jvla.evaluation.settings import select_tasks
     from jvla.training import load_split, run_named, runner
@@ -145,29 +156,50 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
         raise ValueError(f"path={path!r}: expected one of {list(RUN_NAMES)} (DAgger, refit: il only)")
     ov = probe_overrides(tasks, over, episodes, path)
     params = config.load(overrides=ov)
+    # demonstrations are shared per data key; the oracle's marked frames are a recording of their own
+    ddir = Path(work) / "data" / (data_key(ov) + ("-marker" if oracle is not None else ""))
     if rec_path.exists():
         rec = json.loads(rec_path.read_text())
         if rec.get("per_task") or episodes == 0:
             return rec
         # trained diagnostics-only so far: play it now
-        return evaluate_probe(rec, params, pdir, Path(work) / "data" / data_key(ov))
+        return evaluate_probe(rec, params, pdir, ddir)
     rec: dict[str, Any] = {
         "name": name,
         "tasks": list(tasks),
         "overrides": ov,
         "trainable": trainable or "paper",
         "path": path,
+        "oracle": oracle,
     }
+    if eval_from:  # the other probe's datasets and models as they are; only the evaluation runs
+        src = Path(work) / "probes" / eval_from
+        if not (src / "probe.json").exists():
+            raise FileNotFoundError(f"eval_from={eval_from!r}: run that probe first ({src})")
+        done = json.loads((src / "probe.json").read_text())
+        keep = (
+            "experts",
+            "labels",
+            "episodes",
+            "diagnostics",
+            "diagnostics_train",
+            "train_loss",
+            "step_limits",
+        )
+        rec.update({k: done[k] for k in keep if k in done}, eval_from=eval_from, wall_s={})
+        _share(src, pdir, ("data", "models"))
+        return evaluate_probe(rec, params, pdir, ddir) if episodes > 0 else rec
     wall: dict[str, float] = {}
 
     # -- demonstrations (shared per data key) and the datasets of this probe's history
-    ddir = Path(work) / "data" / data_key(ov)
     t0 = time.monotonic()
     ddir.mkdir(parents=True, exist_ok=True)
     with open(ddir / ".lock", "w") as lock:  # two study processes may want the same demonstrations
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (ddir / "cards" / "episodes.json").exists():
-            build_all(params, ddir, results_dir=ddir / "cards", kinds=("knowledge", "trajectories"))
+            marked = None if oracle is None else functools.partial(oracle_env.factory, params, 1.0)
+            build_all(params, ddir, env_factory=marked, results_dir=ddir / "cards",
+                      kinds=("knowledge", "trajectories"))  # fmt: skip
     data = pdir / "data"
     if not (dagger_from or refit_from):
         if data.exists():
@@ -272,15 +304,18 @@ def evaluate_probe(rec: dict[str, Any], params: Any, pdir: Path, ddir: Path) -> 
     """Play the probe's fine-tuned model (``pdir/models``) in the game: ``params``'s evaluation
     setting :data:`SETTING`; adds ``per_task`` (Wilson 95 % intervals), ``wall_s.eval_s`` and
     ``load_avg`` (the 1-minute load average before and after: the game runs in real time, so a
-    busy machine lowers success) to ``rec`` and writes ``pdir/probe.json``."""
+    busy machine lowers success) to ``rec`` and writes ``pdir/probe.json``. ``rec["oracle"]`` (if
+    not None) is the accuracy of the perception oracle's marker in the evaluation's frames
+    (:func:`marked_games`)."""
     import os
 
     from jvla.evaluation import run_setting
     from jvla.stats import wilson_interval
 
     t0, load0 = time.monotonic(), os.getloadavg()[0]
-    summ = run_setting(params, SETTING, models_root=pdir / "models", out_root=pdir / "evaluate",
-                       progress=True, data_results=ddir / "cards")  # fmt: skip
+    with marked_games(params, rec.get("oracle")):
+        summ = run_setting(params, SETTING, models_root=pdir / "models", out_root=pdir / "evaluate",
+                           progress=True, data_results=ddir / "cards")  # fmt: skip
     rec["wall_s"]["eval_s"] = round(time.monotonic() - t0, 1)
     rec["load_avg"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
     rows = []
@@ -291,6 +326,33 @@ def evaluate_probe(rec: dict[str, Any], params: Any, pdir: Path, ddir: Path) -> 
     rec["per_task"] = rows
     (pdir / "probe.json").write_text(json.dumps(rec, indent=1, sort_keys=True, default=str) + "\n")
     return rec
+
+
+@contextlib.contextmanager
+def marked_games(params: Any, accuracy: float | None):
+    """Within the block, :func:`jvla.envs.factory.make_env` (the evaluation's game factory) returns
+    games with the oracle's marker at ``accuracy`` (each game its own seed of the degradation's
+    draws); None leaves the factory alone. The evaluation must build its games in this process
+    (``evaluate.workers`` 1, local executor): the pipeline's evaluation code stays as it is."""
+    if accuracy is None:
+        yield
+        return
+    from jvla.envs import factory, oracle
+
+    ev = params.evaluate
+    if ev.workers != 1 or ev.executor != "local":
+        raise ValueError(f"the oracle's marker needs evaluate.workers 1 and the local executor, found "
+                         f"workers={ev.workers}, executor={ev.executor!r}")  # fmt: skip
+    plain, seeds = factory.make_env, itertools.count(params.seed)
+
+    def marked(p: Any, backend: str | None = None, **kwargs: Any) -> Any:
+        return oracle.factory(p, accuracy, next(seeds), backend=backend, **kwargs)
+
+    factory.make_env = marked
+    try:
+        yield
+    finally:
+        factory.make_env = plain
 
 
 def _add_rows(base: Path, extra: Iterable[dict], out: Path) -> int:
@@ -506,6 +568,7 @@ def table(records: list[dict[str, Any]]) -> Any:
                 "turn_acc_train": kill_turn_accuracy(fit),
                 "button_acc": (diag.get("all") or {}).get("buttons"),
                 "stage2_where": (rec.get("stage2_where") or {}).get("accuracy"),
+                "oracle": rec.get("oracle"),
                 **rec.get("wall_s", {}),
                 "eval_load": max(rec["load_avg"]) if rec.get("load_avg") else float("nan"),
             })  # fmt: skip
@@ -517,6 +580,7 @@ __all__ = [
     "VISION_KEYS",
     "data_key",
     "evaluate_probe",
+    "marked_games",
     "merge",
     "probe_overrides",
     "run_probe",
