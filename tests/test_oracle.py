@@ -165,3 +165,27 @@ def test_an_eval_from_probe_plays_the_other_probes_models_with_its_own_oracle(tm
     assert rec["per_task"][0]["successes"] == 2 and not math.isnan(rec["per_task"][0]["ci_high"])
     with pytest.raises(FileNotFoundError, match="eval_from"):
         run_probe("other", tasks, {}, tmp_path, episodes=4, oracle=0.5, eval_from="missing")
+
+
+def test_the_oracle_figure_draws_the_oracle_probes_and_the_baseline_only(tmp_path):
+    from jvla.report.study import oracle_figure
+    from jvla.study import table
+
+    def rec(name, oracle, kill, mine):
+        return {"name": name, "oracle": oracle, "per_task": [
+            {"task": "kill_cow", "category": "kill", "successes": kill, "n": 10},
+            {"task": "mine_dirt", "category": "mine", "successes": mine, "n": 10},
+            {"task": "craft_stick", "category": "craft", "successes": 0, "n": 10}]}  # fmt: skip
+
+    plain = table([rec("base", None, 0, 1)])
+    assert oracle_figure(plain, tmp_path / "none") is None and not list(tmp_path.iterdir())
+    df = table([rec("base", None, 0, 1), rec("o", 1.0, 6, 9), rec("o50", 0.5, 2, 5)])
+    assert list(df[df.probe == "o50"].oracle) == [0.5] * 3
+    fig = oracle_figure(df, tmp_path / "oracle", baseline="base")
+    ax = fig.axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert sorted(labels) == sorted(["mine, band in every frame", "kill, band in every frame",
+                                     "mine, no band (base)", "kill, no band (base)"])  # fmt: skip
+    dashed = sorted(round(line.get_ydata()[0], 2) for line in ax.lines if line.get_linestyle() == "--")
+    assert dashed == [0.0, 0.1], "the baseline's kill and mine rates"
+    assert (tmp_path / "oracle.png").exists() and (tmp_path / "oracle.pdf").exists()

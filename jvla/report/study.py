@@ -118,3 +118,37 @@ def bearing_figure(result: dict[str, Any], path_stem: Path) -> Any:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
     save(fig, path_stem)
     return fig
+
+
+def oracle_figure(df: Any, path_stem: Path, baseline: str = "q3_d25_s2000") -> Any | None:
+    """Success against the perception oracle's accuracy (:mod:`jvla.envs.oracle`): one point per
+    probe with an ``oracle`` accuracy and world category (mine, kill), Wilson 95 % intervals; the
+    ``baseline`` probe (the same demonstrations' recipe without the band) dashed. ``df`` is the
+    study table (:func:`jvla.study.table`). Saved as png and pdf; None when no oracle probe exists."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from jvla.report.figures import save, set_theme
+
+    d = df[df["oracle"].notna() & df["category"].isin(["mine", "kill"])] if "oracle" in df else df.iloc[:0]
+    if d.empty:
+        return None
+    set_theme()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    pal = dict(zip(("mine", "kill"), sns.color_palette("colorblind", 2), strict=True))
+    for i, cat in enumerate(("mine", "kill")):
+        c = d[d["category"] == cat].sort_values("oracle")
+        x = c["oracle"].astype(float) + (i - 0.5) * 0.012  # side by side where the points coincide
+        ax.errorbar(x, c["rate"], yerr=[c["rate"] - c["ci_low"], c["ci_high"] - c["rate"]], fmt="o-",
+                    color=pal[cat], capsize=3, label=f"{cat}, band in every frame")  # fmt: skip
+        base = df[(df["probe"] == baseline) & (df["category"] == cat)]
+        if not base.empty:
+            ax.axhline(float(base["rate"].iloc[0]), ls="--", color=pal[cat], lw=1,
+                       label=f"{cat}, no band ({baseline})")  # fmt: skip
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("oracle accuracy: share of frames whose band is at the target (else at a random place)")
+    ax.set_ylabel("success rate (Wilson 95 % CI)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    save(fig, path_stem)
+    return fig
