@@ -140,152 +140,44 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
     probe can train while another one plays, and play later on a quiet machine).
     """
     from jvla import config
-    from jvla.actions import ActionSpace
-    from jvla.data import trajectories
-    from jvla.data.build import build_all
-    from jvla.data.store import load as load_ds
-    from jvla.diagnostics import action_accuracy
-    from jvla.envs import oracle as oracle_env
-    from jvla.envs.tasks import load_tasks
     from jvla.evaluation.settings import select_tasks
-    from jvla.training import load_split, run_named, runner
 
-    pdir = Path(work) / "probes" / name
+    pdir, work = Path(work) / "probes" / name, Path(work)
     rec_path = pdir / "probe.json"
     if path not in RUN_NAMES or ((dagger_from or refit_from) and path != "il"):
         raise ValueError(f"path={path!r}: expected one of {list(RUN_NAMES)} (DAgger, refit: il only)")
     ov = probe_overrides(tasks, over, episodes, path)
     params = config.load(overrides=ov)
     # demonstrations are shared per data key; the oracle's marked frames are a recording of their own
-    ddir = Path(work) / "data" / (data_key(ov) + ("-marker" if oracle is not None else ""))
+    ddir = work / "data" / (data_key(ov) + ("-marker" if oracle is not None else ""))
     if rec_path.exists():
         rec = json.loads(rec_path.read_text())
         if rec.get("per_task") or episodes == 0:
             return rec
         # trained diagnostics-only so far: play it now
         return evaluate_probe(rec, params, pdir, ddir)
-    rec: dict[str, Any] = {
-        "name": name,
-        "tasks": list(tasks),
-        "overrides": ov,
-        "trainable": trainable or "paper",
-        "path": path,
-        "oracle": oracle,
-    }
+    rec: dict[str, Any] = {"name": name, "tasks": list(tasks), "overrides": ov,
+                           "trainable": trainable or "paper", "path": path, "oracle": oracle}  # fmt: skip
     if eval_from:  # the other probe's datasets and models as they are; only the evaluation runs
-        src = Path(work) / "probes" / eval_from
-        if not (src / "probe.json").exists():
-            raise FileNotFoundError(f"eval_from={eval_from!r}: run that probe first ({src})")
-        done = json.loads((src / "probe.json").read_text())
-        keep = (
-            "experts",
-            "labels",
-            "episodes",
-            "diagnostics",
-            "diagnostics_train",
-            "train_loss",
-            "step_limits",
-        )
-        rec.update({k: done[k] for k in keep if k in done}, eval_from=eval_from, wall_s={})
-        _share(src, pdir, ("data", "models"))
+        rec.update(_reuse(work / "probes" / eval_from, pdir, "eval_from"), wall_s={})
         return evaluate_probe(rec, params, pdir, ddir) if episodes > 0 else rec
     wall: dict[str, float] = {}
 
-    # -- demonstrations (shared per data key) and the datasets of this probe's history
     t0 = time.monotonic()
-    ddir.mkdir(parents=True, exist_ok=True)
-    with open(ddir / ".lock", "w") as lock:  # two study processes may want the same demonstrations
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (ddir / "cards" / "episodes.json").exists():
-            marked = None if oracle is None else functools.partial(oracle_env.factory, params, 1.0)
-            build_all(params, ddir, env_factory=marked, results_dir=ddir / "cards",
-                      kinds=("knowledge", "trajectories"))  # fmt: skip
+    rec.update(_demonstrations(params, ddir, oracle))
     data = pdir / "data"
-    if not (dagger_from or refit_from):
-        if data.exists():
-            shutil.rmtree(data)
-        data.mkdir(parents=True)
-        for k in ("knowledge", "episodes"):
-            (data / k).symlink_to((ddir / k).resolve(), target_is_directory=True)
-        trajectories.build(load_ds(ddir / "episodes"), params.data.trajectories, [1],
-                           ActionSpace.from_config(params.action), data, params.seed)  # fmt: skip
-        # NOTE(paper §3.1): Stage III trains on trajectories only; extra_stage3 mixes other samples
-        # in (co-training, a study lever; docs/deviations.md 36).
-        if extra_stage3 is not None:  # co-training: more samples in Stage III's train split
-            (data / "trajectory_c1").rename(data / "trajectory_demos_c1")
-            rec["extra_stage3"] = _add_rows(
-                data / "trajectory_demos_c1", extra_stage3(), data / "trajectory_c1"
-            )
-        if path == "actvlp":  # Stage II's frames, captured once per VISION_KEYS digest
-            vdir = Path(work) / "vision" / data_key(ov, VISION_KEYS)
-            vdir.mkdir(parents=True, exist_ok=True)
-            with open(vdir / ".lock", "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                if not (vdir / "cards" / "grounding.json").exists():
-                    build_all(params, vdir, results_dir=vdir / "cards", kinds=("vision",))
-            for k in ("vision", "grounding"):
-                (data / k).symlink_to((vdir / k).resolve(), target_is_directory=True)
-            if extra_stage2 is not None:
-                (data / "vision").unlink()
-                rec["extra_stage2"] = _add_rows(vdir / "vision", extra_stage2(), data / "vision")
-            rec["vision_data"] = {k: json.loads((vdir / "cards" / f"{k}.json").read_text())["splits"]
-                                  for k in ("vision", "grounding")}  # fmt: skip
+    if not (dagger_from or refit_from):  # a DAgger round or a refit brings its datasets along
+        rec.update(_datasets(params, ov, work, ddir, data, path, extra_stage2, extra_stage3))
     wall["data_s"] = time.monotonic() - t0
-    cards = json.loads((ddir / "cards" / "episodes.json").read_text())
-    rec["experts"] = cards.get("experts", {})
-    rec["labels"] = label_stats(load_ds(ddir / "episodes"), ActionSpace.from_config(params.action))
-    rec["episodes"] = cards.get("splits", {})
 
-    # -- training: base, Stage III, fine-tune (the IL path); or one DAgger round on another probe
     t0 = time.monotonic()
-    saved = dict(runner.TRAINABLE)
-    try:
-        if trainable:
-            runner.TRAINABLE.update({"stage3": trainable, "finetune": trainable})
-        if dagger_from:
-            src = Path(work) / "probes" / dagger_from
-            if not (src / "probe.json").exists():
-                raise FileNotFoundError(f"dagger_from={dagger_from!r}: run that probe first ({src})")
-            tasks_ = load_tasks(backend=params.env.backend, names=list(tasks))
-            rec["dagger"] = dagger_round(params, src / "data", src / "models", tasks_, dagger_episodes, pdir,
-                                         ddir / "cards")  # fmt: skip
-            rec["dagger"]["from"] = dagger_from
-        elif refit_from:
-            src = Path(work) / "probes" / refit_from
-            if not (src / "probe.json").exists():
-                raise FileNotFoundError(f"refit_from={refit_from!r}: run that probe first ({src})")
-            _share(
-                src,
-                pdir,
-                ("data/knowledge", "data/trajectory_c1", "data/task_c1", "models/base", "models/stage3"),
-            )
-            run_named("finetune/il", params, data_root=data, models_root=pdir / "models")
-            rec["refit_from"] = refit_from
-        else:
-            for r in RUN_NAMES[path]:
-                run_named(
-                    r.format(b=params.model.backbone), params, data_root=data, models_root=pdir / "models"
-                )
-    finally:
-        runner.TRAINABLE.clear()
-        runner.TRAINABLE.update(saved)
+    rec.update(
+        _train(params, tasks, work, pdir, ddir, path, trainable, dagger_from, dagger_episodes, refit_from)
+    )
     wall["train_s"] = time.monotonic() - t0
-    model = pdir / "models" / "finetune" / path / "model"
-    if path == "actvlp":  # did Stage II teach where the mobs are? (held-out scenes)
-        rec["stage2_where"] = where_accuracy(pdir / "models" / "post" / params.model.backbone / "vlp" / "model",
-                                             params, load_split(data / "vision", "eval"))  # fmt: skip
-    rec["train_loss"] = {
-        run: _final_losses(pdir / "models" / run)
-        for run in (r.format(b=params.model.backbone) for r in RUN_NAMES[path][1:])
-    }
 
-    # -- perception diagnostics on held-out expert episodes (Stage III's eval split)
     t0 = time.monotonic()
-    held = load_split(data / "trajectory_c1", "eval")
-    rec["diagnostics"] = action_accuracy(model, params, held, limit=diag_limit) if held is not None else {}
-    # the same on training frames: a low turn accuracy here means the policy underfits what it sees
-    demos = data / ("trajectory_demos_c1" if (data / "trajectory_demos_c1").exists() else "trajectory_c1")
-    rec["diagnostics_train"] = action_accuracy(model, params, load_split(demos, "train"), limit=diag_limit)
+    rec.update(_diagnose(params, pdir, path, diag_limit))
     wall["diag_s"] = time.monotonic() - t0
     log.info("%s: kill turn accuracy held-out / training frames %s / %s", name,
              kill_turn_accuracy(rec["diagnostics"]), kill_turn_accuracy(rec["diagnostics_train"]))  # fmt: skip
@@ -298,6 +190,142 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
         return evaluate_probe(rec, params, pdir, ddir)
     rec_path.write_text(json.dumps(rec, indent=1, sort_keys=True, default=str) + "\n")
     return rec
+
+
+def _reuse(src: Path, pdir: Path, how: str) -> dict[str, Any]:
+    """``eval_from``: link ``pdir``'s data and models to those of the finished probe ``src``;
+    returns the parts of its record that describe them (demonstrations, diagnostics, losses)."""
+    if not (src / "probe.json").exists():
+        raise FileNotFoundError(f"{how}={src.name!r}: run that probe first ({src})")
+    done = json.loads((src / "probe.json").read_text())
+    _share(src, pdir, ("data", "models"))
+    keep = ("experts", "labels", "episodes", "diagnostics", "diagnostics_train", "train_loss", "step_limits")
+    return {**{k: done[k] for k in keep if k in done}, how: src.name}
+
+
+def _demonstrations(params: Any, ddir: Path, oracle: float | None) -> dict[str, Any]:
+    """Record the experts' demonstrations into ``ddir`` once (the knowledge set too; two study
+    processes may want the same folder: a lock), with the oracle's marker when ``oracle`` is
+    set; returns the experts' stats, the label shares (:func:`label_stats`) and the splits."""
+    from jvla.actions import ActionSpace
+    from jvla.data.build import build_all
+    from jvla.data.store import load
+    from jvla.envs import oracle as oracle_env
+
+    ddir.mkdir(parents=True, exist_ok=True)
+    with open(ddir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (ddir / "cards" / "episodes.json").exists():
+            marked = None if oracle is None else functools.partial(oracle_env.factory, params, 1.0)
+            build_all(params, ddir, env_factory=marked, results_dir=ddir / "cards",
+                      kinds=("knowledge", "trajectories"))  # fmt: skip
+    cards = json.loads((ddir / "cards" / "episodes.json").read_text())
+    return {"experts": cards.get("experts", {}), "episodes": cards.get("splits", {}),
+            "labels": label_stats(load(ddir / "episodes"), ActionSpace.from_config(params.action))}  # fmt: skip
+
+
+def _datasets(params: Any, ov: Mapping[str, Any], work: Path, ddir: Path, data: Path, path: str,
+              extra_stage2: Callable[[], Iterable[dict]] | None,
+              extra_stage3: Callable[[], Iterable[dict]] | None) -> dict[str, Any]:  # fmt: skip
+    """A fresh ``data`` folder of one probe: the knowledge set and episodes of ``ddir`` (linked),
+    the trajectory datasets built from them (chunk 1), the ``extra_stage3`` co-training rows,
+    and for ActVLP Stage II's frames (captured once per :data:`VISION_KEYS` digest under
+    ``work/vision``) plus ``extra_stage2``. Returns the extras' counts and the vision splits."""
+    from jvla.actions import ActionSpace
+    from jvla.data import trajectories
+    from jvla.data.build import build_all
+    from jvla.data.store import load
+
+    out: dict[str, Any] = {}
+    if data.exists():
+        shutil.rmtree(data)
+    data.mkdir(parents=True)
+    for k in ("knowledge", "episodes"):
+        (data / k).symlink_to((ddir / k).resolve(), target_is_directory=True)
+    trajectories.build(load(ddir / "episodes"), params.data.trajectories, [1],
+                       ActionSpace.from_config(params.action), data, params.seed)  # fmt: skip
+    # NOTE(paper §3.1): Stage III trains on trajectories only; extra_stage3 mixes other samples
+    # in (co-training, a study lever; docs/deviations.md 36).
+    if extra_stage3 is not None:
+        (data / "trajectory_c1").rename(data / "trajectory_demos_c1")
+        out["extra_stage3"] = _add_rows(data / "trajectory_demos_c1", extra_stage3(), data / "trajectory_c1")
+    if path == "actvlp":
+        vdir = work / "vision" / data_key(ov, VISION_KEYS)
+        vdir.mkdir(parents=True, exist_ok=True)
+        with open(vdir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (vdir / "cards" / "grounding.json").exists():
+                build_all(params, vdir, results_dir=vdir / "cards", kinds=("vision",))
+        for k in ("vision", "grounding"):
+            (data / k).symlink_to((vdir / k).resolve(), target_is_directory=True)
+        if extra_stage2 is not None:
+            (data / "vision").unlink()
+            out["extra_stage2"] = _add_rows(vdir / "vision", extra_stage2(), data / "vision")
+        out["vision_data"] = {k: json.loads((vdir / "cards" / f"{k}.json").read_text())["splits"]
+                              for k in ("vision", "grounding")}  # fmt: skip
+    return out
+
+
+def _train(params: Any, tasks: list[str], work: Path, pdir: Path, ddir: Path, path: str,
+           trainable: str | None, dagger_from: str | None, dagger_episodes: int,
+           refit_from: str | None) -> dict[str, Any]:  # fmt: skip
+    """Train the probe's models into ``pdir/models``: the runs of :data:`RUN_NAMES` ``[path]``,
+    or one DAgger round on the probe ``dagger_from``, or only the fine-tune on the data of the
+    probe ``refit_from``; ``trainable`` (if set) unfreezes the vision tower in Stage III and the
+    fine-tune for the call. Returns the DAgger round's counts or the refit's source, and the
+    final losses of the runs after the base (``train_loss``)."""
+    from jvla.envs.tasks import load_tasks
+    from jvla.training import run_named, runner
+
+    out: dict[str, Any] = {}
+    data, models = pdir / "data", pdir / "models"
+    saved = dict(runner.TRAINABLE)
+    try:
+        if trainable:
+            runner.TRAINABLE.update({"stage3": trainable, "finetune": trainable})
+        src = work / "probes" / (dagger_from or refit_from or "")
+        if (dagger_from or refit_from) and not (src / "probe.json").exists():
+            how = "dagger_from" if dagger_from else "refit_from"
+            raise FileNotFoundError(f"{how}={src.name!r}: run that probe first ({src})")
+        if dagger_from:
+            tasks_ = load_tasks(backend=params.env.backend, names=list(tasks))
+            out["dagger"] = dagger_round(params, src / "data", src / "models", tasks_, dagger_episodes, pdir,
+                                         ddir / "cards")  # fmt: skip
+            out["dagger"]["from"] = dagger_from
+        elif refit_from:
+            shared = ("data/knowledge", "data/trajectory_c1", "data/task_c1", "models/base", "models/stage3")
+            _share(src, pdir, shared)
+            run_named("finetune/il", params, data_root=data, models_root=models)
+            out["refit_from"] = refit_from
+        else:
+            for r in RUN_NAMES[path]:
+                run_named(r.format(b=params.model.backbone), params, data_root=data, models_root=models)
+    finally:
+        runner.TRAINABLE.clear()
+        runner.TRAINABLE.update(saved)
+    runs = (r.format(b=params.model.backbone) for r in RUN_NAMES[path][1:])
+    out["train_loss"] = {run: _final_losses(models / run) for run in runs}
+    return out
+
+
+def _diagnose(params: Any, pdir: Path, path: str, limit: int) -> dict[str, Any]:
+    """The fine-tuned model's teacher-forced accuracies (:func:`jvla.diagnostics.action_accuracy`)
+    on ``limit`` held-out expert samples (Stage III's eval split) and on ``limit`` training
+    demonstrations (a low turn accuracy there means the policy underfits what it sees); for
+    ActVLP also the Stage II model's "where" accuracy on held-out scenes (:func:`where_accuracy`)."""
+    from jvla.diagnostics import action_accuracy
+    from jvla.training import load_split
+
+    data, model = pdir / "data", pdir / "models" / "finetune" / path / "model"
+    out: dict[str, Any] = {}
+    if path == "actvlp":  # did Stage II teach where the mobs are?
+        stage2 = pdir / "models" / "post" / params.model.backbone / "vlp" / "model"
+        out["stage2_where"] = where_accuracy(stage2, params, load_split(data / "vision", "eval"))
+    held = load_split(data / "trajectory_c1", "eval")
+    out["diagnostics"] = action_accuracy(model, params, held, limit=limit) if held is not None else {}
+    demos = data / ("trajectory_demos_c1" if (data / "trajectory_demos_c1").exists() else "trajectory_c1")
+    out["diagnostics_train"] = action_accuracy(model, params, load_split(demos, "train"), limit=limit)
+    return out
 
 
 def evaluate_probe(rec: dict[str, Any], params: Any, pdir: Path, ddir: Path) -> dict[str, Any]:

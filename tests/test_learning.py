@@ -309,3 +309,47 @@ def test_choice_scores_rank_answers_as_their_full_likelihoods_do(tiny_qwen):
     assert np.allclose(np.diff(scores), np.diff(full), atol=1e-4)
     assert scores.index(max(scores)) == full.index(max(full))
     assert scores[0] != scores[1], "the answers' own tokens are scored"
+
+
+def test_a_probe_runs_end_to_end_on_the_fake_game(tmp_path, monkeypatch):
+    """Demonstrations, datasets, base + Stage III + fine-tune, diagnostics and an evaluation, with
+    the fake game behind the factory (smoke sizes); then a refit reruns only the fine-tune."""
+    from pathlib import Path
+
+    from jvla.envs import factory
+    from jvla.envs.fake import FakeEnv
+    from jvla.study import data_key, probe_overrides, run_probe
+
+    monkeypatch.setattr(
+        factory, "make_env", lambda p, backend=None, **kw: FakeEnv(width=160, height=90, seed=0)
+    )
+    tasks = ["mine_dirt", "kill_cow"]
+    short = {"max_steps": 2, "eval_steps": 2, "save_steps": 2, "logging_steps": 1}
+    over = {
+        "model": {"max_pixels": 12544, "tiny": {"vocab_size": 1024, "hidden_size": 64, "intermediate_size": 128,
+                                                "num_heads": 2, "num_kv_heads": 1, "vision_embed_dim": 32,
+                                                "vision_heads": 2}},
+        "training": {"batch_size": 2, "dataloader_workers": 0, "eval_samples": 4},
+        "pretrain": {"max_steps": 0}, "stage3": short, "finetune": short,
+        "data": {"knowledge": {"eval_per_category": 3, "max_train_dialogues": 20},
+                 "trajectories": {"episodes_per_task": 3, "finetune_episodes_per_task": 2, "eval_fraction": 0.34,
+                                  "slots": 1}},
+        "evaluate": {"horizon": {"max_steps": 6}, "slots": 1},
+    }  # fmt: skip
+    ddir = tmp_path / "data" / data_key(probe_overrides(tasks, over, 2))
+    ddir.mkdir(parents=True)  # the fake game has no registry: Stage I's facts come from a dump
+    (ddir / "registry.json").write_text(
+        (Path(__file__).parent / "fixtures" / "data" / "minetest_registry.json").read_text()
+    )
+    rec = run_probe("p", tasks, over, tmp_path, episodes=2)
+    assert [(r["task"], r["n"]) for r in rec["per_task"]] == [("kill_cow", 2), ("mine_dirt", 2)]
+    assert set(rec["experts"]) == set(tasks) and rec["step_limits"] == {"kill_cow": 6, "mine_dirt": 6}
+    assert rec["diagnostics"]["all"]["n_buttons"] > 0 and rec["diagnostics_train"]["all"]["n_buttons"] > 0
+    assert set(rec["train_loss"]) == {"stage3/qwen2_vl/none/c1", "finetune/il"}
+    assert {"data_s", "train_s", "diag_s", "eval_s"} <= set(rec["wall_s"])
+    models = tmp_path / "probes" / "p" / "models"
+    assert (models / "finetune" / "il" / "model").is_dir() and (models / "stage3").is_dir()
+    refit = run_probe("r", tasks, over, tmp_path, episodes=0, refit_from="p")
+    r_models = tmp_path / "probes" / "r" / "models"
+    assert (r_models / "stage3").resolve() == (models / "stage3").resolve(), "Stage III is shared"
+    assert not (r_models / "finetune").is_symlink() and refit["refit_from"] == "p" and refit["per_task"] == []
