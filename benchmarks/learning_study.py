@@ -167,14 +167,23 @@ PROBES: dict[str, dict] = {
     # Round 7: the perception oracle (jvla/envs/oracle.py; a diagnostic, deviation 37). Every frame
     # of a world task shows a magenta band where the target is (demonstrations and evaluation), so
     # perception is free: does the policy learn the rest (approach, strike) from 25 demonstrations?
-    # Then the same model plays with the band degraded (at a random place with probability 1 - a):
-    # success against perception accuracy, to set beside the perception curve (mob_bearing_probe).
     "q8_oracle": {"over": _probe(25, 2000, NO_PRETRAIN), "oracle": 1.0},
+    # q8_oracle plays 0/60: the band alone does not make it play. One DAgger round with the band
+    # (the learner plays marked frames, the experts label its states): perception and the
+    # learner's own states together.
+    "q8_oracle_dagger20": {
+        "over": _probe(25, 2000, NO_PRETRAIN),
+        "oracle": 1.0,
+        "dagger_from": "q8_oracle",
+        "dagger_episodes": 20,
+    },
+    # The same model with the band degraded (at a random place with probability 1 - a): success
+    # against perception accuracy, beside the perception curve (benchmarks/mob_bearing_probe.py).
     **{
-        f"q8_oracle_a{round(100 * a):02d}": {
+        f"q8_oracle_dagger20_a{round(100 * a):02d}": {
             "over": _probe(25, 2000, NO_PRETRAIN),
             "oracle": a,
-            "eval_from": "q8_oracle",
+            "eval_from": "q8_oracle_dagger20",
         }
         for a in (0.75, 0.5, 0.0)
     },  # fmt: skip

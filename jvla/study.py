@@ -172,7 +172,9 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
 
     t0 = time.monotonic()
     rec.update(
-        _train(params, tasks, work, pdir, ddir, path, trainable, dagger_from, dagger_episodes, refit_from)
+        _train(
+            params, tasks, work, pdir, ddir, path, trainable, dagger_from, dagger_episodes, refit_from, oracle
+        )
     )
     wall["train_s"] = time.monotonic() - t0
 
@@ -268,10 +270,11 @@ def _datasets(params: Any, ov: Mapping[str, Any], work: Path, ddir: Path, data: 
 
 def _train(params: Any, tasks: list[str], work: Path, pdir: Path, ddir: Path, path: str,
            trainable: str | None, dagger_from: str | None, dagger_episodes: int,
-           refit_from: str | None) -> dict[str, Any]:  # fmt: skip
+           refit_from: str | None, oracle: float | None = None) -> dict[str, Any]:  # fmt: skip
     """Train the probe's models into ``pdir/models``: the runs of :data:`RUN_NAMES` ``[path]``,
-    or one DAgger round on the probe ``dagger_from``, or only the fine-tune on the data of the
-    probe ``refit_from``; ``trainable`` (if set) unfreezes the vision tower in Stage III and the
+    or one DAgger round on the probe ``dagger_from`` (its learner plays with the oracle's marker
+    at ``oracle`` accuracy, if set), or only the fine-tune on the data of the probe
+    ``refit_from``; ``trainable`` (if set) unfreezes the vision tower in Stage III and the
     fine-tune for the call. Returns the DAgger round's counts or the refit's source, and the
     final losses of the runs after the base (``train_loss``)."""
     from jvla.envs.tasks import load_tasks
@@ -289,8 +292,9 @@ def _train(params: Any, tasks: list[str], work: Path, pdir: Path, ddir: Path, pa
             raise FileNotFoundError(f"{how}={src.name!r}: run that probe first ({src})")
         if dagger_from:
             tasks_ = load_tasks(backend=params.env.backend, names=list(tasks))
-            out["dagger"] = dagger_round(params, src / "data", src / "models", tasks_, dagger_episodes, pdir,
-                                         ddir / "cards")  # fmt: skip
+            with marked_games(params, oracle):
+                out["dagger"] = dagger_round(params, src / "data", src / "models", tasks_, dagger_episodes,
+                                             pdir, ddir / "cards")  # fmt: skip
             out["dagger"]["from"] = dagger_from
         elif refit_from:
             shared = ("data/knowledge", "data/trajectory_c1", "data/task_c1", "models/base", "models/stage3")

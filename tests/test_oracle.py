@@ -189,3 +189,29 @@ def test_the_oracle_figure_draws_the_oracle_probes_and_the_baseline_only(tmp_pat
     dashed = sorted(round(line.get_ydata()[0], 2) for line in ax.lines if line.get_linestyle() == "--")
     assert dashed == [0.0, 0.1], "the baseline's kill and mine rates"
     assert (tmp_path / "oracle.png").exists() and (tmp_path / "oracle.pdf").exists()
+
+
+def test_a_dagger_round_on_an_oracle_probe_plays_marked_games(tmp_path, monkeypatch):
+    import jvla.study
+    from jvla.envs import factory, oracle
+
+    monkeypatch.setattr(oracle, "make_env", lambda p, backend=None, **kw: _Game())
+    played = []
+
+    def fake_round(params, data, models, tasks, episodes, out, cards):
+        played.append((factory.make_env(params), [t.name for t in tasks], episodes))
+        out.mkdir(parents=True)
+        return {"episodes": episodes}
+
+    monkeypatch.setattr(jvla.study, "dagger_round", fake_round)
+    monkeypatch.setattr(jvla.study, "_demonstrations", lambda params, ddir, oracle: {})
+    monkeypatch.setattr(jvla.study, "_diagnose", lambda *a: {"diagnostics": {}, "diagnostics_train": {}})
+    (tmp_path / "probes" / "src").mkdir(parents=True)
+    (tmp_path / "probes" / "src" / "probe.json").write_text("{}")
+    (tmp_path / "data").mkdir()
+    rec = jvla.study.run_probe("d", ["kill_cow"], {}, tmp_path, episodes=0, oracle=1.0, dagger_from="src",
+                               dagger_episodes=3)  # fmt: skip
+    ((env, tasks, episodes),) = played
+    assert isinstance(env, MarkerEnv) and env.accuracy == 1.0 and (tasks, episodes) == (["kill_cow"], 3)
+    assert rec["dagger"] == {"episodes": 3, "from": "src"} and rec["oracle"] == 1.0
+    assert factory.make_env.__name__ == "make_env", "the plain factory is back"
