@@ -215,3 +215,30 @@ def test_a_dagger_round_on_an_oracle_probe_plays_marked_games(tmp_path, monkeypa
     assert isinstance(env, MarkerEnv) and env.accuracy == 1.0 and (tasks, episodes) == (["kill_cow"], 3)
     assert rec["dagger"] == {"episodes": 3, "from": "src"} and rec["oracle"] == 1.0
     assert factory.make_env.__name__ == "make_env", "the plain factory is back"
+
+
+def test_the_agent_trace_summary_counts_turns_toward_the_target_and_strikes_when_near():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "trace_agent.py"
+    spec = importlib.util.spec_from_file_location("trace_agent", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def row(b, yaw, dist=8.0, attack=0, forward=1):
+        return {"bearing": b, "dist": dist, "yaw": yaw, "pitch": 0.0, "forward": forward, "attack": attack}
+
+    servo = {
+        "success": True,
+        "rows": [row(40, 10), row(30, 10), row(-20, -10), row(5, 0, 3.0, 1), row(2, 0, 2.0, 1)],
+    }
+    stray = {"success": False, "rows": [row(20, -10), row(30, 0), row(50, 0), row(None, 0) | {"dist": None}]}
+    s = mod.summarise([servo, stray])
+    assert (s["episodes"], s["success"], s["steps"]) == (2, 1, 8)
+    assert s["n_off_target"] == 6 and s["turn_rate"] == 4 / 6
+    assert s["n_turned"] == 4 and s["turn_toward"] == 3 / 4, (
+        "the stray episode's turn is away from the target"
+    )
+    assert s["n_near"] == 2 and s["attack_near"] == 1.0
+    assert s["closest"] == (2.0 + 8.0) / 2
