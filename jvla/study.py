@@ -100,7 +100,7 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
               dagger_episodes: int = 0, path: str = "il", refit_from: str | None = None,
               extra_stage2: Callable[[], Iterable[dict]] | None = None,
               extra_stage3: Callable[[], Iterable[dict]] | None = None, oracle: float | None = None,
-              eval_from: str | None = None) -> dict[str, Any]:  # fmt: skip
+              eval_from: str | None = None, oversample_turns: int = 1) -> dict[str, Any]:  # fmt: skip
     """Run one probe end to end (module docstring); returns its record and writes ``probe.json``.
 
     Args:
@@ -134,6 +134,10 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
         eval_from: another (finished) probe whose datasets and models this probe reuses as they
             are; only the evaluation runs, with this probe's ``oracle`` (the diagnostics are the
             other probe's, copied).
+        oversample_turns: rows whose current action turns the camera's yaw (:func:`turning_rows`)
+            appear this many times in Stage III's and the fine-tune's train splits (a weight on
+            the rare decisive action, applied to the data; 1 = as recorded). The diagnostics on
+            training frames stay on the demonstrations as recorded.
 
     A finished probe (its ``probe.json`` exists) is returned as recorded; one recorded with
     ``episodes=0`` is evaluated on its trained models when called with ``episodes > 0`` (so a
@@ -167,7 +171,9 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
     rec.update(_demonstrations(params, ddir, oracle))
     data = pdir / "data"
     if not (dagger_from or refit_from):  # a DAgger round or a refit brings its datasets along
-        rec.update(_datasets(params, ov, work, ddir, data, path, extra_stage2, extra_stage3))
+        rec.update(
+            _datasets(params, ov, work, ddir, data, path, extra_stage2, extra_stage3, oversample_turns)
+        )
     wall["data_s"] = time.monotonic() - t0
 
     t0 = time.monotonic()
@@ -228,9 +234,10 @@ def _demonstrations(params: Any, ddir: Path, oracle: float | None) -> dict[str, 
 
 def _datasets(params: Any, ov: Mapping[str, Any], work: Path, ddir: Path, data: Path, path: str,
               extra_stage2: Callable[[], Iterable[dict]] | None,
-              extra_stage3: Callable[[], Iterable[dict]] | None) -> dict[str, Any]:  # fmt: skip
+              extra_stage3: Callable[[], Iterable[dict]] | None, oversample_turns: int = 1) -> dict[str, Any]:  # fmt: skip
     """A fresh ``data`` folder of one probe: the knowledge set and episodes of ``ddir`` (linked),
-    the trajectory datasets built from them (chunk 1), the ``extra_stage3`` co-training rows,
+    the trajectory datasets built from them (chunk 1), their turning rows repeated
+    ``oversample_turns`` times (:func:`turning_rows`), the ``extra_stage3`` co-training rows,
     and for ActVLP Stage II's frames (captured once per :data:`VISION_KEYS` digest under
     ``work/vision``) plus ``extra_stage2``. Returns the extras' counts and the vision splits."""
     from jvla.actions import ActionSpace
@@ -246,6 +253,16 @@ def _datasets(params: Any, ov: Mapping[str, Any], work: Path, ddir: Path, data: 
         (data / k).symlink_to((ddir / k).resolve(), target_is_directory=True)
     trajectories.build(load(ddir / "episodes"), params.data.trajectories, [1],
                        ActionSpace.from_config(params.action), data, params.seed)  # fmt: skip
+    if oversample_turns > 1 and extra_stage3 is not None:
+        raise ValueError("oversample_turns and extra_stage3: one Stage III lever per probe")
+    if oversample_turns > 1:  # the demonstrations as recorded stay beside, as *_demos_c1
+        space = ActionSpace.from_config(params.action)
+        for name in ("trajectory_c1", "task_c1"):
+            plain = data / name.replace("_c1", "_demos_c1")
+            (data / name).rename(plain)
+            turns = turning_rows(load(plain)["train"], space)
+            out[f"oversampled_{name}"] = _add_rows(plain, (r for r in turns for _ in range(oversample_turns - 1)),
+                                                   data / name)  # fmt: skip
     # NOTE(paper §3.1): Stage III trains on trajectories only; extra_stage3 mixes other samples
     # in (co-training, a study lever; docs/deviations.md 36).
     if extra_stage3 is not None:
@@ -265,6 +282,21 @@ def _datasets(params: Any, ov: Mapping[str, Any], work: Path, ddir: Path, data: 
             out["extra_stage2"] = _add_rows(vdir / "vision", extra_stage2(), data / "vision")
         out["vision_data"] = {k: json.loads((vdir / "cards" / f"{k}.json").read_text())["splits"]
                               for k in ("vision", "grounding")}  # fmt: skip
+    return out
+
+
+def turning_rows(split: Any, space: Any) -> list[dict]:
+    """The rows of a trajectory dataset ``split`` whose current action (the last assistant turn:
+    the frame's label; earlier turns are the history's) moves the camera's yaw, in order."""
+    from jvla.data.trajectories import token_strings
+
+    tok = token_strings(space)
+    out = []
+    for row in split:
+        text = next(c["text"] for c in row["conversations"][-1]["content"] if c["type"] == "text")
+        (act,) = tok.decode_text(text).actions[-1:]
+        if abs(float(act["camera"][1])) > 1e-6:
+            out.append(row)
     return out
 
 

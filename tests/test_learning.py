@@ -311,14 +311,16 @@ def test_choice_scores_rank_answers_as_their_full_likelihoods_do(tiny_qwen):
     assert scores[0] != scores[1], "the answers' own tokens are scored"
 
 
-def test_a_probe_runs_end_to_end_on_the_fake_game(tmp_path, monkeypatch):
-    """Demonstrations, datasets, base + Stage III + fine-tune, diagnostics and an evaluation, with
-    the fake game behind the factory (smoke sizes); then a refit reruns only the fine-tune."""
+def test_a_probe_runs_end_to_end_on_the_fake_game(tmp_path, monkeypatch, space):
+    """Demonstrations, datasets (turning rows oversampled), base + Stage III + fine-tune,
+    diagnostics and an evaluation, with the fake game behind the factory (smoke sizes); then a
+    refit reruns only the fine-tune."""
     from pathlib import Path
 
+    from jvla.data.store import load
     from jvla.envs import factory
     from jvla.envs.fake import FakeEnv
-    from jvla.study import data_key, probe_overrides, run_probe
+    from jvla.study import data_key, probe_overrides, run_probe, turning_rows
 
     monkeypatch.setattr(
         factory, "make_env", lambda p, backend=None, **kw: FakeEnv(width=160, height=90, seed=0)
@@ -341,7 +343,13 @@ def test_a_probe_runs_end_to_end_on_the_fake_game(tmp_path, monkeypatch):
     (ddir / "registry.json").write_text(
         (Path(__file__).parent / "fixtures" / "data" / "minetest_registry.json").read_text()
     )
-    rec = run_probe("p", tasks, over, tmp_path, episodes=2)
+    rec = run_probe("p", tasks, over, tmp_path, episodes=2, oversample_turns=3)
+    data = tmp_path / "probes" / "p" / "data"
+    for name in ("trajectory", "task"):  # turning rows twice more in the train split, eval untouched
+        demos, mixed = load(data / f"{name}_demos_c1"), load(data / f"{name}_c1")
+        added = rec[f"oversampled_{name}_c1"]
+        assert added == 2 * len(turning_rows(demos["train"], space)) > 0, name
+        assert len(mixed["train"]) == len(demos["train"]) + added and len(mixed["eval"]) == len(demos["eval"])
     assert [(r["task"], r["n"]) for r in rec["per_task"]] == [("kill_cow", 2), ("mine_dirt", 2)]
     assert set(rec["experts"]) == set(tasks) and rec["step_limits"] == {"kill_cow": 6, "mine_dirt": 6}
     assert rec["diagnostics"]["all"]["n_buttons"] > 0 and rec["diagnostics_train"]["all"]["n_buttons"] > 0
@@ -353,3 +361,26 @@ def test_a_probe_runs_end_to_end_on_the_fake_game(tmp_path, monkeypatch):
     r_models = tmp_path / "probes" / "r" / "models"
     assert (r_models / "stage3").resolve() == (models / "stage3").resolve(), "Stage III is shared"
     assert not (r_models / "finetune").is_symlink() and refit["refit_from"] == "p" and refit["per_task"] == []
+
+
+def test_turning_rows_are_those_whose_current_action_turns_the_yaw(space):
+    from jvla.data.trajectories import token_strings
+    from jvla.study import turning_rows
+
+    tok = token_strings(space)
+
+    def act(yaw=0.0, pitch=0.0):
+        return tok.encode([space.null_env_action() | {"camera": np.array([pitch, yaw]), "forward": 1}])
+
+    def row(i, current, history):
+        turns = []
+        for text in [*history, current]:
+            turns += [{"role": "user", "content": [{"type": "text", "text": "obs"}]},
+                      {"role": "assistant", "content": [{"type": "text", "text": text}]}]  # fmt: skip
+        return {"id": str(i), "conversations": turns}
+
+    rows = [row(0, act(), [act(10.0)]), row(1, act(-4.0), [act()]), row(2, act(pitch=5.0), [act()]),
+            row(3, act(2.0), [act(2.0)])]  # fmt: skip
+    assert [r["id"] for r in turning_rows(rows, space)] == ["1", "3"], (
+        "the history's turns and pitch do not count"
+    )
