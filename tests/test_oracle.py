@@ -167,8 +167,8 @@ def test_an_eval_from_probe_plays_the_other_probes_models_with_its_own_oracle(tm
         run_probe("other", tasks, {}, tmp_path, episodes=4, oracle=0.5, eval_from="missing")
 
 
-def test_the_oracle_figure_draws_the_oracle_probes_and_the_baseline_only(tmp_path):
-    from jvla.report.study import oracle_figure
+def test_the_oracle_figure_draws_the_oracle_probes_beside_the_baseline_and_the_blind_program(tmp_path):
+    from jvla.report.study import blind_rates, oracle_figure
     from jvla.study import table
 
     def rec(name, oracle, kill, mine):
@@ -181,13 +181,22 @@ def test_the_oracle_figure_draws_the_oracle_probes_and_the_baseline_only(tmp_pat
     assert oracle_figure(plain, tmp_path / "none") is None and not list(tmp_path.iterdir())
     df = table([rec("base", None, 0, 1), rec("o", 1.0, 6, 9), rec("o50", 0.5, 2, 5)])
     assert list(df[df.probe == "o50"].oracle) == [0.5] * 3
-    fig = oracle_figure(df, tmp_path / "oracle", baseline="base")
+    programs = {"rows": [
+        {"program": "dig", "category": "mine", "successes": 8, "n": 10},
+        {"program": "dig", "category": "mine", "successes": 0, "n": 10},
+        {"program": "walk", "category": "mine", "successes": 1, "n": 10},
+        {"program": "walk", "category": "kill", "successes": 0, "n": 10}]}  # fmt: skip
+    blind = blind_rates(programs)
+    assert blind == {"mine": 0.4, "kill": 0.0}, "the best program, pooled over a category's tasks"
+    fig = oracle_figure(df, tmp_path / "oracle", baseline="base", blind=blind)
     ax = fig.axes[0]
-    labels = ax.get_legend_handles_labels()[1]
-    assert sorted(labels) == sorted(["mine, band in every frame", "kill, band in every frame",
-                                     "mine, no band (base)", "kill, no band (base)"])  # fmt: skip
-    dashed = sorted(round(line.get_ydata()[0], 2) for line in ax.lines if line.get_linestyle() == "--")
-    assert dashed == [0.0, 0.1], "the baseline's kill and mine rates"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["o (band accuracy 1)", "o50 (band accuracy 0.5)"]
+    refs = sorted(
+        (line.get_linestyle(), round(line.get_xdata()[0], 2))
+        for line in ax.lines
+        if line.get_linestyle() in ("--", ":")
+    )
+    assert refs == [("--", 0.0), ("--", 0.1), (":", 0.0), (":", 0.4)], "baseline and blind rates per category"
     assert (tmp_path / "oracle.png").exists() and (tmp_path / "oracle.pdf").exists()
 
 

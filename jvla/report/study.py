@@ -120,11 +120,13 @@ def bearing_figure(result: dict[str, Any], path_stem: Path) -> Any:
     return fig
 
 
-def oracle_figure(df: Any, path_stem: Path, baseline: str = "q3_d25_s2000") -> Any | None:
-    """Success against the perception oracle's accuracy (:mod:`jvla.envs.oracle`): one point per
-    probe with an ``oracle`` accuracy and world category (mine, kill), Wilson 95 % intervals; the
-    ``baseline`` probe (the same demonstrations' recipe without the band) dashed. ``df`` is the
-    study table (:func:`jvla.study.table`). Saved as png and pdf; None when no oracle probe exists."""
+def oracle_figure(df: Any, path_stem: Path, baseline: str = "q3_d25_s2000",
+                  blind: dict[str, float] | None = None) -> Any | None:  # fmt: skip
+    """The perception oracle's probes (:mod:`jvla.envs.oracle`; rows: probe and band accuracy):
+    mine and kill success with Wilson 95 % intervals, beside two references drawn as vertical
+    lines: the ``baseline`` probe (the same recipe without the band, dashed) and ``blind``, the
+    best blind program's rate per category (``benchmarks/open_loop_baseline.py``, dotted). ``df``
+    is the study table (:func:`jvla.study.table`). Saved as png and pdf; None without oracle probes."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -134,21 +136,38 @@ def oracle_figure(df: Any, path_stem: Path, baseline: str = "q3_d25_s2000") -> A
     if d.empty:
         return None
     set_theme()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    probes = list(dict.fromkeys(d["probe"]))
+    labels = [f"{p} (band accuracy {float(d[d.probe == p].oracle.iloc[0]):g})" for p in probes]
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(probes) + 2.2))
     pal = dict(zip(("mine", "kill"), sns.color_palette("colorblind", 2), strict=True))
     for i, cat in enumerate(("mine", "kill")):
-        c = d[d["category"] == cat].sort_values("oracle")
-        x = c["oracle"].astype(float) + (i - 0.5) * 0.012  # side by side where the points coincide
-        ax.errorbar(x, c["rate"], yerr=[c["rate"] - c["ci_low"], c["ci_high"] - c["rate"]], fmt="o-",
-                    color=pal[cat], capsize=3, label=f"{cat}, band in every frame")  # fmt: skip
+        c = d[d["category"] == cat].set_index("probe").reindex(probes)
+        y = [k + (i - 0.5) * 0.2 for k in range(len(probes))]
+        ax.errorbar(c["rate"], y, xerr=[c["rate"] - c["ci_low"], c["ci_high"] - c["rate"]], fmt="o",
+                    color=pal[cat], capsize=3, label=cat)  # fmt: skip
         base = df[(df["probe"] == baseline) & (df["category"] == cat)]
         if not base.empty:
-            ax.axhline(float(base["rate"].iloc[0]), ls="--", color=pal[cat], lw=1,
+            ax.axvline(float(base["rate"].iloc[0]), ls="--", color=pal[cat], lw=1,
                        label=f"{cat}, no band ({baseline})")  # fmt: skip
-    ax.set_xlim(-0.05, 1.05)
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("oracle accuracy: share of frames whose band is at the target (else at a random place)")
-    ax.set_ylabel("success rate (Wilson 95 % CI)")
+        if blind and cat in blind:
+            ax.axvline(blind[cat], ls=":", color=pal[cat], lw=1.5, label=f"{cat}, best blind program")
+    ax.set_yticks(range(len(probes)), labels)
+    ax.invert_yaxis()
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_xlabel("success rate (Wilson 95 % CI)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
     save(fig, path_stem)
     return fig
+
+
+def blind_rates(result: dict[str, Any]) -> dict[str, float]:
+    """Category -> the best blind program's success rate, pooled over the category's tasks, from
+    ``benchmarks/open_loop_baseline.py``'s JSON."""
+    pooled: dict[tuple[str, str], list[int]] = {}
+    for r in result["rows"]:
+        s, n = pooled.setdefault((r["category"], r["program"]), [0, 0])
+        pooled[(r["category"], r["program"])] = [s + r["successes"], n + r["n"]]
+    out: dict[str, float] = {}
+    for (cat, _), (s, n) in pooled.items():
+        out[cat] = max(out.get(cat, 0.0), s / n if n else 0.0)
+    return out
