@@ -33,6 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 # The fixed subset: two tasks per world category (the mob / the block starts at a random bearing)
 # and one per GUI category (the experts' step counts set the step limits: 2 x p95, floors).
+# mine_dirt does not need vision: the arena's grass lies on dirt, and a blind program that pitches
+# down and digs mines dirt 8/10 (benchmarks/open_loop_baseline.py, round 7). Compare its rates with
+# that program; mine_iron_ore (blind: 0/10) is the mine task a seeing agent is needed for.
 TASKS = ["mine_dirt", "mine_iron_ore", "kill_cow", "kill_sheep", "craft_stick", "smelt_cooked_beef"]
 EPISODES = 10  # evaluation episodes per task and probe: 20 per category
 
