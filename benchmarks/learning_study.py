@@ -191,6 +191,9 @@ PROBES: dict[str, dict] = {
     # target is off the crosshair; the expert at all). Turning rows are 10 % of the kill frames
     # (65 of 646): repeat them 4x in Stage III and the fine-tune (31 % of the kill rows), band on.
     "q9_oracle_turns4": {"over": _probe(25, 2000, NO_PRETRAIN), "oracle": 1.0, "oversample_turns": 4},
+    # q8_oracle fits its own training frames' turns at 0.14 after 2000 steps (2.4 passes over the
+    # rows): is the conditional turn underfit? Three times the steps, band on (fine-tune 1200).
+    "q8_oracle_s6000": {"over": _probe(25, 6000, NO_PRETRAIN), "oracle": 1.0},
 }
 
 
