@@ -187,8 +187,8 @@ PROBES: dict[str, dict] = {
         "oracle": 0.0,
         "eval_from": "q8_oracle_dagger20",
     },
-    # The band did not teach the turn (q8_oracle: the policy turns at 1.5 % of the steps where the
-    # target is off the crosshair; the expert at all). Turning rows are 10 % of the kill frames
+    # The band did not teach the turn (q8_oracle: the policy turns at 0.8-2 % of the steps where the
+    # target is off the crosshair; the expert at all; benchmarks/trace_agent.py). Turning rows are 10 % of the kill frames
     # (65 of 646): repeat them 4x in Stage III and the fine-tune (31 % of the kill rows), band on.
     "q9_oracle_turns4": {"over": _probe(25, 2000, NO_PRETRAIN), "oracle": 1.0, "oversample_turns": 4},
     # q8_oracle fits its own training frames' turns at 0.14 after 2000 steps (2.4 passes over the

@@ -61,9 +61,9 @@ def trace_episode(env, policy, task, seed: int, steps: int) -> dict:
             "pitch": round(float(cam[0]), 2), "yaw": round(float(cam[1]), 2),
             "forward": int(action.get("forward", 0)), "attack": int(action.get("attack", 0)),
         })  # fmt: skip
-        obs, reward, terminated, truncated, _ = env.step(action)
+        obs, reward, terminated, _, _ = env.step(action)
         if reward > 0 or terminated:
-            success = reward > 0 or success
+            success = reward > 0
             break
     return {"success": success, "rows": rows}
 

@@ -203,12 +203,18 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
 def _reuse(src: Path, pdir: Path, how: str) -> dict[str, Any]:
     """``eval_from``: link ``pdir``'s data and models to those of the finished probe ``src``;
     returns the parts of its record that describe them (demonstrations, diagnostics, losses)."""
-    if not (src / "probe.json").exists():
-        raise FileNotFoundError(f"{how}={src.name!r}: run that probe first ({src})")
-    done = json.loads((src / "probe.json").read_text())
+    done = json.loads(_finished(src, how).read_text())
     _share(src, pdir, ("data", "models"))
     keep = ("experts", "labels", "episodes", "diagnostics", "diagnostics_train", "train_loss", "step_limits")
     return {**{k: done[k] for k in keep if k in done}, how: src.name}
+
+
+def _finished(src: Path, how: str) -> Path:
+    """The record of the finished probe folder ``src`` that the keyword ``how`` names; a clear
+    error when that probe has not run."""
+    if not (src / "probe.json").exists():
+        raise FileNotFoundError(f"{how}={src.name!r}: run that probe first ({src})")
+    return src / "probe.json"
 
 
 def _demonstrations(params: Any, ddir: Path, oracle: float | None) -> dict[str, Any]:
@@ -319,9 +325,8 @@ def _train(params: Any, tasks: list[str], work: Path, pdir: Path, ddir: Path, pa
         if trainable:
             runner.TRAINABLE.update({"stage3": trainable, "finetune": trainable})
         src = work / "probes" / (dagger_from or refit_from or "")
-        if (dagger_from or refit_from) and not (src / "probe.json").exists():
-            how = "dagger_from" if dagger_from else "refit_from"
-            raise FileNotFoundError(f"{how}={src.name!r}: run that probe first ({src})")
+        if dagger_from or refit_from:
+            _finished(src, "dagger_from" if dagger_from else "refit_from")
         if dagger_from:
             tasks_ = load_tasks(backend=params.env.backend, names=list(tasks))
             with marked_games(params, oracle):

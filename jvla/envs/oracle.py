@@ -42,16 +42,12 @@ def target_point(task: Any, s: dict) -> list[float] | None:
     expert aims at), or None (a GUI task, or none in the state)."""
     from jvla.envs import items
     from jvla.envs.minetest.experts.base import _dist
+    from jvla.envs.minetest.experts.world import KillExpert
 
-    if task.category == "kill":
-        kinds = {items.entity_to_mt(o) for o in task.reward.objects} - {None}
-        mobs = [e for e in s.get("entities", []) if e["name"] in kinds and (e.get("hp") or 1) > 0]
-        if not mobs:
-            return None
-        m = min(mobs, key=lambda e: _dist(s["pos"], e["pos"]))
-        cb = m.get("collisionbox") or [0, 0, 0, 0, 1, 0]
-        return [m["pos"][0], m["pos"][1] + (cb[1] + cb[4]) / 2.0, m["pos"][2]]
-    if task.category == "mine":
+    if task.category == "kill":  # the kill expert's own choice (it reads no action space)
+        found = KillExpert(task, space=None).target(s)
+        return None if found is None else found[1]
+    if task.category == "mine":  # MineExpert._act's rule: visible blocks first, then the nearest
         kinds = {items.block_to_mt(o) for o in task.reward.objects} - {None}
         nodes = [n for n in s.get("nodes", []) if n["name"] in kinds]
         if not nodes:
@@ -78,8 +74,8 @@ def paint(frame: np.ndarray, x: float) -> np.ndarray:
     out = frame.copy()
     h, w = out.shape[:2]
     half = w / 14.0
-    x0, x1 = int(round(min(max(x - half, 0.0), w - 2 * half))), int(round(min(max(x + half, 2 * half), w)))
-    out[: h // 4, x0:x1] = MAGENTA
+    centre = min(max(x, half), w - half)  # the band stays whole at the edges
+    out[: h // 4, int(round(centre - half)) : int(round(centre + half))] = MAGENTA
     return out
 
 
