@@ -100,7 +100,8 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
               dagger_episodes: int = 0, path: str = "il", refit_from: str | None = None,
               extra_stage2: Callable[[], Iterable[dict]] | None = None,
               extra_stage3: Callable[[], Iterable[dict]] | None = None, oracle: float | None = None,
-              eval_from: str | None = None, oversample_turns: int = 1) -> dict[str, Any]:  # fmt: skip
+              eval_from: str | None = None, oversample_turns: int = 1,
+              dart: float | None = None) -> dict[str, Any]:  # fmt: skip
     """Run one probe end to end (module docstring); returns its record and writes ``probe.json``.
 
     Args:
@@ -138,6 +139,10 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
             appear this many times in Stage III's and the fine-tune's train splits (a weight on
             the rare decisive action, applied to the data; 1 = as recorded). The diagnostics on
             training frames stay on the demonstrations as recorded.
+        dart: record the demonstrations with noise injected into the experts' executed yaw
+            (:mod:`jvla.envs.perturb`) at this per-step probability (a recording of its own,
+            ``<data key>[-marker]-dart<prob>``); the labels stay the experts' intentions. None =
+            no noise.
 
     A finished probe (its ``probe.json`` exists) is returned as recorded; one recorded with
     ``episodes=0`` is evaluated on its trained models when called with ``episodes > 0`` (so a
@@ -153,7 +158,8 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
     ov = probe_overrides(tasks, over, episodes, path)
     params = config.load(overrides=ov)
     # demonstrations are shared per data key; the oracle's marked frames are a recording of their own
-    ddir = work / "data" / (data_key(ov) + ("-marker" if oracle is not None else ""))
+    suffix = ("-marker" if oracle is not None else "") + (f"-dart{dart:g}" if dart is not None else "")
+    ddir = work / "data" / (data_key(ov) + suffix)
     if rec_path.exists():
         rec = json.loads(rec_path.read_text())
         if rec.get("per_task") or episodes == 0:
@@ -161,14 +167,14 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
         # trained diagnostics-only so far: play it now
         return evaluate_probe(rec, params, pdir, ddir)
     rec: dict[str, Any] = {"name": name, "tasks": list(tasks), "overrides": ov,
-                           "trainable": trainable or "paper", "path": path, "oracle": oracle}  # fmt: skip
+                           "trainable": trainable or "paper", "path": path, "oracle": oracle, "dart": dart}  # fmt: skip
     if eval_from:  # the other probe's datasets and models as they are; only the evaluation runs
         rec.update(_reuse(work / "probes" / eval_from, pdir, "eval_from"), wall_s={})
         return evaluate_probe(rec, params, pdir, ddir) if episodes > 0 else rec
     wall: dict[str, float] = {}
 
     t0 = time.monotonic()
-    rec.update(_demonstrations(params, ddir, oracle))
+    rec.update(_demonstrations(params, ddir, oracle, dart))
     data = pdir / "data"
     if not (dagger_from or refit_from):  # a DAgger round or a refit brings its datasets along
         rec.update(
@@ -217,21 +223,28 @@ def _finished(src: Path, how: str) -> Path:
     return src / "probe.json"
 
 
-def _demonstrations(params: Any, ddir: Path, oracle: float | None) -> dict[str, Any]:
+def _demonstrations(
+    params: Any, ddir: Path, oracle: float | None, dart: float | None = None
+) -> dict[str, Any]:
     """Record the experts' demonstrations into ``ddir`` once (the knowledge set too; two study
     processes may want the same folder: a lock), with the oracle's marker when ``oracle`` is
-    set; returns the experts' stats, the label shares (:func:`label_stats`) and the splits."""
+    set and yaw noise in the executed actions at per-step probability ``dart`` when set
+    (:mod:`jvla.envs.perturb`); returns the experts' stats, the label shares
+    (:func:`label_stats`) and the splits."""
     from jvla.actions import ActionSpace
     from jvla.data.build import build_all
     from jvla.data.store import load
     from jvla.envs import oracle as oracle_env
+    from jvla.envs import perturb
 
     ddir.mkdir(parents=True, exist_ok=True)
     with open(ddir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (ddir / "cards" / "episodes.json").exists():
-            marked = None if oracle is None else functools.partial(oracle_env.factory, params, 1.0)
-            build_all(params, ddir, env_factory=marked, results_dir=ddir / "cards",
+            games = None if oracle is None else functools.partial(oracle_env.factory, params, 1.0)
+            if dart is not None:
+                games = functools.partial(perturb.factory, params, dart, inner=games)
+            build_all(params, ddir, env_factory=games, results_dir=ddir / "cards",
                       kinds=("knowledge", "trajectories"))  # fmt: skip
     cards = json.loads((ddir / "cards" / "episodes.json").read_text())
     return {"experts": cards.get("experts", {}), "episodes": cards.get("splits", {}),

@@ -213,7 +213,7 @@ def test_a_dagger_round_on_an_oracle_probe_plays_marked_games(tmp_path, monkeypa
         return {"episodes": episodes}
 
     monkeypatch.setattr(jvla.study, "dagger_round", fake_round)
-    monkeypatch.setattr(jvla.study, "_demonstrations", lambda params, ddir, oracle: {})
+    monkeypatch.setattr(jvla.study, "_demonstrations", lambda params, ddir, oracle, dart: {})
     monkeypatch.setattr(jvla.study, "_diagnose", lambda *a: {"diagnostics": {}, "diagnostics_train": {}})
     (tmp_path / "probes" / "src").mkdir(parents=True)
     (tmp_path / "probes" / "src" / "probe.json").write_text("{}")
@@ -251,3 +251,22 @@ def test_the_agent_trace_summary_counts_turns_toward_the_target_and_strikes_when
     )
     assert s["n_near"] == 2 and s["attack_near"] == 1.0
     assert s["closest"] == (2.0 + 8.0) / 2
+
+
+@pytest.mark.parametrize("x", [20.0, 200.0, 320.0, 500.0, 630.0])
+def test_band_column_reads_the_painted_band_back_after_jpeg_and_resizing(x):
+    import io
+
+    from PIL import Image
+
+    from jvla.envs.oracle import band_column
+
+    rng = np.random.default_rng(0)
+    frame = paint(rng.integers(0, 160, (H, W, 3), dtype=np.uint8), x)
+    buf = io.BytesIO()
+    Image.fromarray(frame).resize((W // 2, H // 2)).save(buf, format="JPEG", quality=90)
+    small = np.asarray(Image.open(buf).convert("RGB"))
+    half = W / 14.0
+    want = (min(max(x, half), W - half) / W - 0.5) * 7.0
+    assert abs(band_column(frame) - want) < 0.02 and abs(band_column(small) - want) < 0.05
+    assert band_column(np.zeros((H, W, 3), dtype=np.uint8)) is None

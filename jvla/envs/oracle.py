@@ -79,6 +79,19 @@ def paint(frame: np.ndarray, x: float) -> np.ndarray:
     return out
 
 
+def band_column(frame: np.ndarray) -> float | None:
+    """Where :func:`paint` put the band in ``frame`` (H, W, 3) uint8, JPEG-compressed or resized
+    too: its centre in token columns (sevenths of the width) from the frame's centre, + = right;
+    None when the frame has no band. The band's column is the one whose top-quarter pixels are
+    mostly near-magenta (R, B > 200, G < 80)."""
+    top = frame[: frame.shape[0] // 4].astype(np.int16)
+    near = (top[..., 0] > 200) & (top[..., 2] > 200) & (top[..., 1] < 80)
+    cols = np.flatnonzero(near.mean(axis=0) > 0.5)
+    if cols.size == 0:
+        return None
+    return ((cols.mean() + 0.5) / frame.shape[1] - 0.5) * 7.0
+
+
 class MarkerEnv:
     """A Minetest env whose observations carry the perception oracle's band (module docstring).
 
