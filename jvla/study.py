@@ -49,6 +49,7 @@ RUN_NAMES = {
     "il": ("base/{b}", "stage3/{b}/none/c1", "finetune/il"),
     "actvlp": ("base/{b}", "post/{b}/knowledge", "post/{b}/vlp", "stage3/{b}/vlp/c1", "finetune/actvlp"),
 }
+WORLD_TASKS = ("kill", "mine")  # the task-name prefixes whose experts aim with the camera
 SETTING = "main_il"  # the evaluation setting a probe plays (params.yaml's, its tasks overridden)
 
 
@@ -613,10 +614,12 @@ def _final_losses(run_dir: Path) -> dict[str, Any]:
     return {k: r[k] for k in ("train_loss_first", "train_loss_last", "eval", "wall_s") if k in r}
 
 
-def kill_turn_accuracy(diag: Mapping[str, Any]) -> float | None:
-    """The turn-direction accuracy (:mod:`jvla.diagnostics` ``turns``) pooled over the kill tasks'
-    positions: does the policy turn toward the mob? (GUI tasks' cursor moves are left out.)"""
-    parts = [(v["turns"], v["n_turns"]) for k, v in diag.items() if k.startswith("kill") and v.get("n_turns")]
+def kill_turn_accuracy(diag: Mapping[str, Any], prefixes: tuple[str, ...] = ("kill",)) -> float | None:
+    """The turn-direction accuracy (:mod:`jvla.diagnostics` ``turns``) pooled over the positions of
+    the tasks whose names start with one of ``prefixes``: does the policy turn toward the mob
+    (default), or toward its target (``("kill", "mine")``)? GUI tasks' cursor moves are left out."""
+    parts = [(v["turns"], v["n_turns"]) for k, v in diag.items()
+             if k.startswith(prefixes) and v.get("n_turns")]  # fmt: skip
     n = sum(m for _, m in parts)
     return sum(a * m for a, m in parts) / n if n else None
 
@@ -648,9 +651,12 @@ def table(records: list[dict[str, Any]]) -> Any:
                 "rate": s / n if n else float("nan"),
                 "ci_low": lo, "ci_high": hi, "turn_acc": kill_turn_accuracy(diag),
                 "turn_acc_train": kill_turn_accuracy(fit),
+                # mine and kill turns pooled: the kill tasks alone hold a few (2-13) turning positions
+                "world_turn_acc": kill_turn_accuracy(diag, WORLD_TASKS),
+                "world_turn_acc_train": kill_turn_accuracy(fit, WORLD_TASKS),
                 "button_acc": (diag.get("all") or {}).get("buttons"),
                 "stage2_where": (rec.get("stage2_where") or {}).get("accuracy"),
-                "oracle": rec.get("oracle"),
+                "oracle": rec.get("oracle"), "dart": rec.get("dart"),
                 **rec.get("wall_s", {}),
                 "eval_load": max(rec["load_avg"]) if rec.get("load_avg") else float("nan"),
             })  # fmt: skip

@@ -264,13 +264,15 @@ def test_study_table_pools_categories_and_the_kill_turn_accuracy():
             "kill_sheep": {"turns": 0.0, "n_turns": 10}, "craft_stick": {"turns": 1.0, "n_turns": 10}}  # fmt: skip
     assert kill_turn_accuracy(diag) == 0.25, "kill positions only, weighted by their counts"
     assert kill_turn_accuracy({"mine_dirt": {"turns": 1.0, "n_turns": 4}}) is None
+    world = {**diag, "mine_dirt": {"turns": 1.0, "n_turns": 20}}
+    assert kill_turn_accuracy(world, ("kill", "mine")) == 0.625, "mine and kill pooled, GUI tasks out"
     rec = {"name": "p", "diagnostics": diag, "diagnostics_train": {}, "wall_s": {"eval_s": 1.0},
            "load_avg": [0.4, 2.5], "per_task": [{"task": "kill_cow", "category": "kill", "successes": 1, "n": 10},
                         {"task": "kill_sheep", "category": "kill", "successes": 3, "n": 10}]}  # fmt: skip
     df = table([rec, {"name": "q", "per_task": []}])
     kill = df[df.probe == "p"].iloc[0]
     assert (kill.category, kill.successes, kill.n, kill.rate) == ("kill", 4, 20, 0.2)
-    assert 0.0 < kill.ci_low < 0.2 < kill.ci_high < 1.0 and kill.turn_acc == 0.25
+    assert 0.0 < kill.ci_low < 0.2 < kill.ci_high < 1.0 and kill.turn_acc == 0.25 and kill.world_turn_acc == 0.25
     assert kill.eval_load == 2.5 and math.isnan(df[df.probe == "q"].iloc[0].eval_load)
     assert list(df[df.probe == "q"].category) == ["(not evaluated)"], "a diagnostics-only probe keeps its row"
 
