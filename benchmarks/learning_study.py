@@ -219,6 +219,9 @@ PROBES: dict[str, dict] = {
     # q11 (band on) kills 3/20, the first kills of a band-on probe (q8, q9, q10, q8_s6000: 0/20
     # each). The same recipe without the band: does the policy find the mob itself?
     "q13_h0_turns10": {"over": _probe(25, 2000, NO_PRETRAIN, H0), "oversample_turns": 10},
+    # q11 with the official history of 2 decisions in the prompt (the pipeline's layout): is
+    # dropping the history part of what made it turn?
+    "q14_oracle_turns10": {"over": _probe(25, 2000, NO_PRETRAIN), "oracle": 1.0, "oversample_turns": 10},
     # q11's model again, from 10 other starts per task (evaluate.seed 2000 instead of 1000).
     "q11_oracle_h0_turns10_s2": {
         "over": _probe(25, 2000, NO_PRETRAIN, H0, {"evaluate": {"seed": 2000}}),
