@@ -2,7 +2,7 @@
 the base pretraining and the freezing rule, on a fixed subset of tasks covering all four
 categories, with perception diagnostics (:mod:`jvla.study`, :mod:`jvla.diagnostics`).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learning_study.py run p_base p_pre   # some probes
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learning_study.py run q11_oracle_h0_turns10   # one probe
     .venv/bin/python benchmarks/learning_study.py report                             # table + figure
     .venv/bin/python benchmarks/learning_study.py list
 
@@ -15,8 +15,11 @@ categories, with perception diagnostics (:mod:`jvla.study`, :mod:`jvla.diagnosti
 with different probes can share the work folder (2 cores: one probe each); probes with the same
 data key share one recording of the demonstrations.
 
-Every probe is params overrides on top of ``params.yaml`` (default profile): the lever a probe
-moves is a key a user can set in the pipeline.
+Every probe is params overrides on top of ``params.yaml`` (default profile), so most levers are keys
+a user can set in the pipeline; the study's own levers, which the pipeline does not have, are
+:func:`jvla.study.run_probe` keywords: the perception oracle (``oracle``), turning rows repeated
+(``oversample_turns``), DART noise while recording (``dart``), DAgger, and extra Stage II / III
+samples. ``run --episodes 0`` trains a probe and its diagnostics only; a later ``run`` plays it.
 """
 
 from __future__ import annotations
