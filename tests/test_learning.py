@@ -272,7 +272,8 @@ def test_study_table_pools_categories_and_the_kill_turn_accuracy():
     df = table([rec, {"name": "q", "per_task": []}])
     kill = df[df.probe == "p"].iloc[0]
     assert (kill.category, kill.successes, kill.n, kill.rate) == ("kill", 4, 20, 0.2)
-    assert 0.0 < kill.ci_low < 0.2 < kill.ci_high < 1.0 and kill.turn_acc == 0.25 and kill.world_turn_acc == 0.25
+    assert 0.0 < kill.ci_low < 0.2 < kill.ci_high < 1.0
+    assert kill.turn_acc == 0.25 and kill.world_turn_acc == 0.25
     assert kill.eval_load == 2.5 and math.isnan(df[df.probe == "q"].iloc[0].eval_load)
     assert list(df[df.probe == "q"].category) == ["(not evaluated)"], "a diagnostics-only probe keeps its row"
 
