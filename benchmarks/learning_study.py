@@ -204,8 +204,8 @@ PROBES: dict[str, dict] = {
     # decision the policy never makes. No action history (the current frame only), band on.
     "q10_oracle_h0": {"over": _probe(25, 2000, NO_PRETRAIN, H0), "oracle": 1.0},
     # q10 plays as q8_oracle (kill 0/20, turn accuracy 0.14 / 0.0): not copycat. Asked in Q&A form
-    # where the band is, the same tiny model answers off-centre frames at 0.30 when trained on the
-    # frames as they come (8 % off-centre) and 0.79 when the three answers are drawn equally
+    # where the band is, the same tiny model answers off-centre frames at 0.56 when trained on the
+    # frames as they come (8 % off-centre) and 0.94 when the three answers are drawn equally
     # (benchmarks/band_probe.py): the rare answer is swamped. The policy's turn rows are as rare
     # (kill 8 %): repeat them 10x (kill: about half the rows turn), band on, no history.
     "q11_oracle_h0_turns10": {

@@ -49,7 +49,6 @@ RUN_NAMES = {
     "il": ("base/{b}", "stage3/{b}/none/c1", "finetune/il"),
     "actvlp": ("base/{b}", "post/{b}/knowledge", "post/{b}/vlp", "stage3/{b}/vlp/c1", "finetune/actvlp"),
 }
-WORLD_TASKS = ("kill", "mine")  # the task-name prefixes whose experts aim with the camera
 SETTING = "main_il"  # the evaluation setting a probe plays (params.yaml's, its tasks overridden)
 
 
@@ -633,6 +632,7 @@ def table(records: list[dict[str, Any]]) -> Any:
     DataFrame)."""
     import pandas as pd
 
+    from jvla.envs.perturb import WORLD  # task names start with their category
     from jvla.stats import wilson_interval
 
     rows = []
@@ -652,8 +652,8 @@ def table(records: list[dict[str, Any]]) -> Any:
                 "ci_low": lo, "ci_high": hi, "turn_acc": kill_turn_accuracy(diag),
                 "turn_acc_train": kill_turn_accuracy(fit),
                 # mine and kill turns pooled: the kill tasks alone hold a few (2-13) turning positions
-                "world_turn_acc": kill_turn_accuracy(diag, WORLD_TASKS),
-                "world_turn_acc_train": kill_turn_accuracy(fit, WORLD_TASKS),
+                "world_turn_acc": kill_turn_accuracy(diag, WORLD),
+                "world_turn_acc_train": kill_turn_accuracy(fit, WORLD),
                 "button_acc": (diag.get("all") or {}).get("buttons"),
                 "stage2_where": (rec.get("stage2_where") or {}).get("accuracy"),
                 "oracle": rec.get("oracle"), "dart": rec.get("dart"),

@@ -32,7 +32,10 @@ import numpy as np
 
 from jvla.envs.factory import make_env
 
-WORLD = ("mine", "kill")  # the categories whose experts aim with the camera
+WORLD = (
+    "mine",
+    "kill",
+)  # the categories whose experts aim with the camera (and prefixes of their task names)
 
 
 class PerturbedEnv:
