@@ -82,6 +82,12 @@ class TrajectoryDataConfig:
     max_steps: int = fld(ge=0)  # cap per episode; 0 = the task's max_steps
     eval_fraction: float = fld(ge=0, lt=1)  # episodes held out (eval loss, Figure 5)
     tasks: tuple[str, ...]  # empty = every task of the backend's suite
+    # The fine-tune set's tasks (a subset of ``tasks``, checked in jvla.params_refs); empty = every
+    # task of ``tasks``. The cross-task Stage III set always covers every task of ``tasks``.
+    finetune_tasks: tuple[str, ...]
+    # Train-split rows whose target actions turn the camera's yaw appear this many times (1 = as
+    # recorded): a weight on the rare decisive label (results/study: the learning study's q11-q14).
+    oversample_turns: int = fld(ge=1)
     # Games side by side while recording (one process, the rollout core's slots). On 2 cores, 3
     # games at 320x180 keep >95 % fresh frames (benchmarks/env_speed.py).
     slots: int = fld(ge=1)

@@ -11,6 +11,8 @@ instead of hours later in a pipeline stage:
 * ``report.*_settings`` values and ``report.backbone[*].setting`` name ``evaluate.settings``;
   the variants of ``report.figure5_settings`` (``figure6_settings``) differ in ``ft_fraction``
   (``post_fraction``) alone, one setting per fraction, so each figure scales one kind of data;
+* ``data.trajectories.finetune_tasks`` is within ``data.trajectories.tasks`` and, when not empty,
+  covers every task an evaluation setting plays;
 * ``vl_bench.models``, ``report.table8_models`` values and ``report.backbone[*].model`` name runs
   of the variant graph (:func:`jvla.variants.expand`).
 
@@ -73,6 +75,22 @@ def _check_scaling(params: Params, key: str, field: str, source: str) -> None:
         seen[f] = name
 
 
+def _check_finetuned(params: Params, source: str) -> None:
+    """Every task an evaluation setting plays is in ``data.trajectories.finetune_tasks`` (a
+    narrowed fine-tune set must cover what is evaluated: an agent never fine-tuned on its task
+    would measure the narrowing, not the method)."""
+    from jvla.envs.tasks import setting_tasks
+
+    have = set(params.data.trajectories.finetune_tasks)
+    for name, s in params.evaluate.settings.items():
+        missing = [t.name for t in setting_tasks(params, list(s.tasks)) if t.name not in have]
+        if missing:
+            raise ConfigError(
+                f"{source}: evaluate.settings.{name}.tasks: {missing} not in data.trajectories.finetune_tasks "
+                f"{sorted(have)} (add them, or set data.trajectories.finetune_tasks=[] to fine-tune on every task)"
+            )
+
+
 def check_references(params: Params, source: str) -> None:
     """Raise :class:`ConfigError` naming the first key whose name points nowhere."""
     from jvla.variants import expand
@@ -108,6 +126,17 @@ def check_references(params: Params, source: str) -> None:
                 task(key, entry)
     for i, name in enumerate(params.data.trajectories.tasks):
         task(f"data.trajectories.tasks[{i}]", name)
+    for i, name in enumerate(params.data.trajectories.finetune_tasks):
+        task(f"data.trajectories.finetune_tasks[{i}]", name)
+    traj = params.data.trajectories
+    extra = [t for t in traj.finetune_tasks if traj.tasks and t not in traj.tasks]
+    if extra:
+        raise ConfigError(
+            f"{source}: data.trajectories.finetune_tasks: {extra} not in data.trajectories.tasks "
+            f"{list(traj.tasks)} (the fine-tune set is a subset of the recorded tasks; [] = all of them)"
+        )
+    if traj.finetune_tasks:
+        _check_finetuned(params, source)
     for col, name in rep.table1_tasks.items():
         task(f"report.table1_tasks.{col}", name)
     tag("report.table4_tag", rep.table4_tag)

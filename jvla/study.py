@@ -84,9 +84,11 @@ def probe_overrides(
 ) -> dict[str, Any]:
     """The overrides of one probe: its own ``over`` on top of the study's fixed part (the task
     subset in data and in an evaluation setting of the ``path``'s variant, ``il`` or ``actvlp``,
-    with ``episodes`` per task)."""
+    with ``episodes`` per task). The fine-tune set covers the whole subset, and the turning rows
+    are weighted by :func:`run_probe`'s ``oversample_turns`` alone (so that a probe's name keeps
+    its meaning when the pipeline's defaults move)."""
     fixed = {
-        "data": {"trajectories": {"tasks": list(tasks)}},
+        "data": {"trajectories": {"tasks": list(tasks), "finetune_tasks": [], "oversample_turns": 1}},
         "evaluate": {
             "episodes": max(episodes, 1),
             "settings": {SETTING: {"variant": path, "tasks": list(tasks)}},
@@ -307,16 +309,10 @@ def _datasets(params: Any, ov: Mapping[str, Any], work: Path, ddir: Path, data: 
 def turning_rows(split: Any, space: Any) -> list[dict]:
     """The rows of a trajectory dataset ``split`` whose current action (the last assistant turn:
     the frame's label; earlier turns are the history's) moves the camera's yaw, in order."""
-    from jvla.data.trajectories import token_strings
+    from jvla.data.trajectories import target_text, token_strings, turns_yaw
 
     tok = token_strings(space)
-    out = []
-    for row in split:
-        text = next(c["text"] for c in row["conversations"][-1]["content"] if c["type"] == "text")
-        (act,) = tok.decode_text(text).actions[-1:]
-        if abs(float(act["camera"][1])) > 1e-6:
-            out.append(row)
-    return out
+    return [r for r in split if turns_yaw(target_text(r), tok)]
 
 
 def _train(params: Any, tasks: list[str], work: Path, pdir: Path, ddir: Path, path: str,

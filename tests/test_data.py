@@ -439,6 +439,52 @@ def test_trajectory_sample_layout(space):
     assert len(h0) == 4 and h0[0]["conversations"][0]["content"][0]["text"] == "Mine the X.\nobservation: \n"
 
 
+def test_turning_rows_are_oversampled_and_nothing_else(space):
+    from jvla.data.subsets import episode_of
+    from jvla.data.trajectories import oversample, samples, token_strings, turns_yaw
+
+    tok = token_strings(space)
+    yaws = [0.0, 3.0, 0.0, -5.0, 0.0]  # degrees; steps 1 and 3 turn
+    acts = []
+    for y in yaws:
+        a = space.null_env_action()
+        a["camera"] = [2.0, y]  # pitch alone is not a turn
+        acts.append(tok.encode([a]))
+    ep = {"id": "kill_x-7", "task": "kill_x", "category": "kill", "set": "stage3", "instruction": "Kill.",
+          "seed": 7, "frames": [b"f"] * 5, "actions": acts}  # fmt: skip
+    null = tok.encode([space.null_env_action()])
+    rows = list(oversample(samples(ep, 1, 1, 1, null), 3, tok))
+    ts = [source_of(r)["t"] for r in rows]
+    assert ts == [0, 1, 1, 1, 2, 3, 3, 3, 4]
+    assert [r["id"] for r in rows[1:4]] == ["kill_x-7-0001", "kill_x-7-0001#1", "kill_x-7-0001#2"]
+    assert {episode_of(r["id"]) for r in rows} == {("kill_x", "kill_x-7")}  # Figure 5's subsets still work
+    assert len(list(oversample(samples(ep, 1, 1, 1, null), 1, tok))) == 5
+    # a chunk turns when any of its actions does
+    assert [turns_yaw("".join(acts[t : t + 2]), tok) for t in range(4)] == [True, True, True, True]
+    assert not turns_yaw(acts[0] + acts[2], tok)
+
+
+def test_the_finetune_set_covers_finetune_tasks_only():
+    from jvla.data.trajectories import episode_plan
+    from jvla.envs.tasks import load_tasks
+
+    tasks = load_tasks(names=["mine_dirt", "kill_cow", "craft_stick"])
+    cfg = dataclasses.replace(config.load().data.trajectories, episodes_per_task=2, finetune_episodes_per_task=3,
+                              finetune_tasks=("kill_cow",))  # fmt: skip
+    plan = episode_plan(tasks, cfg, seed=1)
+    assert sorted({p["task"] for p in plan if p["set"] == "stage3"}) == [
+        "craft_stick",
+        "kill_cow",
+        "mine_dirt",
+    ]
+    assert [p["task"] for p in plan if p["set"] == "finetune"] == ["kill_cow"] * 3
+    every = episode_plan(tasks, dataclasses.replace(cfg, finetune_tasks=()), seed=1)
+    assert [p for p in every if p["task"] == "kill_cow"] == [
+        p for p in plan if p["task"] == "kill_cow"
+    ]  # same seeds
+    assert sum(p["set"] == "finetune" for p in every) == 9
+
+
 def test_episode_splits_keep_every_task_in_train():
     from jvla.data.trajectories import assign_splits
 
@@ -676,6 +722,18 @@ def test_data_config_errors():
     ):  # variants scale data now
         config.load(overrides={"data": {"post_fractions": [0.5, 1.5]}})
     assert config.load(profile="paper").data.knowledge.source == "minecraft_data"
+    with pytest.raises(config.ConfigError, match=r"finetune_tasks: \['mine_obsidian'"):
+        config.load(
+            overrides={
+                "data": {"trajectories": {"tasks": ["mine_dirt"], "finetune_tasks": ["mine_obsidian"]}}
+            }
+        )
+    with pytest.raises(config.ConfigError, match=r"evaluate.settings.main_il.tasks: \['mine_dirt'\] not in"):
+        config.load(overrides={"evaluate": {"settings": {"main_il": {"tasks": ["mine_dirt", "kill_sheep"]}}}})
+    with pytest.raises(config.ConfigError, match="data.trajectories.finetune_tasks\\[0\\]: expected a task"):
+        config.load(overrides={"data": {"trajectories": {"finetune_tasks": ["mine_nothing"]}}})
+    assert config.load(overrides={"data": {"trajectories": {"finetune_tasks": []}},
+                                  "evaluate": {"settings": {"main_il": {"tasks": ["all"]}}}})  # fmt: skip
 
 
 def test_where_questions_name_the_mobs_column_and_skip_ambiguous_kinds():

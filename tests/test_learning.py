@@ -158,7 +158,9 @@ def test_probes_share_demonstrations_only_when_the_data_is_the_same():
     c = probe_overrides(tasks, {"data": {"trajectories": {"episodes_per_task": 50}}}, 5)
     assert data_key(a) == data_key(b) != data_key(c)
     assert a["evaluate"]["settings"]["main_il"] == {"variant": "il", "tasks": tasks}
-    assert c["data"]["trajectories"] == {"tasks": tasks, "episodes_per_task": 50}
+    # the whole subset is fine-tuned, and turns are weighted only by run_probe's own keyword
+    assert c["data"]["trajectories"] == {"tasks": tasks, "episodes_per_task": 50, "finetune_tasks": [],
+                                         "oversample_turns": 1}  # fmt: skip
 
 
 def test_actvlp_probes_share_demonstrations_with_il_and_stage_ii_frames_among_themselves(tmp_path):

@@ -13,8 +13,9 @@ The permutation depends only on the seed and the units (not on ``f``), so the su
 the 25 % set is inside the 50 % set, which is inside the whole. Eval splits are never subset
 (eval losses stay comparable across fractions).
 
-Row ids of the trajectory kinds are ``<task>-<seed>-<step>`` (:mod:`jvla.data.trajectories`):
-the episode is the id without ``-<step>``, the task the id without ``-<seed>-<step>``.
+Row ids of the trajectory kinds are ``<task>-<seed>-<step>``, with ``#<k>`` after the copies of an
+oversampled row (:mod:`jvla.data.trajectories`): the episode is the id without ``-<step>[#<k>]``,
+the task the id without ``-<seed>-<step>[#<k>]``.
 
 Pure Python (no torch, no datasets): :func:`subset` only calls ``select`` on the dataset it is given.
 """
@@ -30,7 +31,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 TRAJECTORY_KINDS = ("task_c", "trajectory_c")  # prefixes of the kinds subset by episode
-_STEP_ID = re.compile(r"^(?P<episode>(?P<task>.+)-\d+)-\d+$")
+_STEP_ID = re.compile(r"^(?P<episode>(?P<task>.+)-\d+)-\d+(#\d+)?$")
 
 
 def by_episode(kind: str) -> bool:
@@ -39,7 +40,7 @@ def by_episode(kind: str) -> bool:
 
 
 def episode_of(row_id: str) -> tuple[str, str]:
-    """``(task, episode)`` of a trajectory row id ``<task>-<seed>-<step>``.
+    """``(task, episode)`` of a trajectory row id ``<task>-<seed>-<step>[#<k>]``.
 
     Raises ValueError for an id of another form (its episode cannot be told).
     """

@@ -33,7 +33,7 @@ import functools
 import json
 import logging
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,13 +70,25 @@ def encode_frame(frame, scale: float, quality: int) -> bytes:
 
 
 def episode_plan(tasks: list[Task], cfg: TrajectoryDataConfig, seed: int) -> list[dict]:
-    """Every episode to record: task, set and seed (the two sets use disjoint seeds)."""
+    """Every episode to record: task, set and seed (the two sets use disjoint seeds; a task's
+    seeds depend on its index in ``tasks`` alone). The ``finetune`` set covers
+    ``cfg.finetune_tasks`` (empty: every task)."""
+    # NOTE(paper §4.2): fine-tuning data of every downstream task; the default narrows it to the
+    # evaluated tasks (docs/deviations.md 40)
+    tuned = set(cfg.finetune_tasks or (t.name for t in tasks))
     return [
         {"task": t.name, "set": set_name, "seed": seed * 100_000 + base + i * 1_000 + k}
         for set_name, (_, base) in SETS.items()
         for k, t in enumerate(tasks)
+        if set_name == "stage3" or t.name in tuned
         for i in range(cfg.episodes_per_task if set_name == "stage3" else cfg.finetune_episodes_per_task)
     ]
+
+
+def turns_yaw(actions_text: str, tok: Any) -> bool:
+    """Whether any action of an action-token string (one step, or a chunk of steps) moves the
+    camera's yaw (the mouse's x in a GUI) by at least one bin."""
+    return any(abs(float(a["camera"][1])) > 1e-6 for a in tok.decode_text(actions_text).actions)
 
 
 def assign_splits(meta: list[dict], fraction: float, seed: int) -> list[str]:
@@ -263,6 +275,23 @@ def samples(episode: dict, history: int, chunk: int, stride: int, null_action: s
         )
 
 
+def oversample(rows: Iterable[dict], times: int, tok: Any) -> Iterator[dict]:
+    """``rows`` (schema samples of :func:`samples`) with every row whose target actions turn the
+    camera's yaw (:func:`turns_yaw`) repeated ``times`` times in a row, copies sharing the id
+    with a ``#<k>`` suffix for k >= 1 (the trainer shuffles; eval splits are never oversampled)."""
+    # NOTE(paper): the paper trains on its data as collected; weighting the rare turn is ours,
+    # measured by the learning study (docs/deviations.md 38).
+    for row in rows:
+        yield row
+        if times > 1 and turns_yaw(target_text(row), tok):
+            yield from ({**row, "id": f"{row['id']}#{k}"} for k in range(1, times))
+
+
+def target_text(row: dict) -> str:
+    """The action-token text of a schema row's last assistant turn (its target actions)."""
+    return next(c["text"] for c in row["conversations"][-1]["content"] if c["type"] == "text")
+
+
 def chunks_of(params) -> list[int]:
     """The chunk lengths to build: ``data.trajectories.chunks``, else every ``apt_chunk`` and
     ``ft_chunk`` of the variants (Table 4 needs 1 and 3)."""
@@ -284,7 +313,8 @@ def build(
     (splits by :func:`assign_splits`: a cheap re-split or re-chunk needs no new rollouts)."""
     from jvla.data.store import save
 
-    null = token_strings(space).encode([space.null_env_action()])
+    tok = token_strings(space)
+    null = tok.encode([space.null_env_action()])
     meta = episodes_ds.select_columns(["set", "task"]).to_list()
     for m, sp in zip(meta, assign_splits(meta, cfg.eval_fraction, seed), strict=True):
         m["split"] = sp
@@ -295,7 +325,8 @@ def build(
             def gen(split: str, set_name=set_name, c=c) -> Iterator[dict]:
                 for i, m in enumerate(meta):
                     if m["set"] == set_name and m["split"] == split:
-                        yield from samples(episodes_ds[i], cfg.history, c, cfg.stride, null)
+                        rows = samples(episodes_ds[i], cfg.history, c, cfg.stride, null)
+                        yield from (rows if split == "eval" else oversample(rows, cfg.oversample_turns, tok))
 
             out[f"{prefix}_c{c}"] = save(
                 {"train": gen("train"), "eval": gen("eval")}, Path(out_dir) / f"{prefix}_c{c}"

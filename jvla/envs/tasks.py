@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -345,3 +345,31 @@ class RewardTracker:
     @property
     def done(self) -> bool:
         return self.times >= self.rule.max_reward_times
+
+
+def setting_tasks(params: Any, entries: Sequence[str]) -> list[Task]:
+    """The tasks of ``entries`` (names, ``all``, ``tag:<t>``) in ``evaluate.suite`` that the
+    backend can run, in entry order, each once, with the task files' own step limits."""
+    ev = params.evaluate
+    pool = load_tasks(suite=ev.suite, backend=params.env.backend)
+    chosen: dict[str, Task] = {}
+    for e in entries:
+        if e == "all":
+            picked = pool
+            if ev.tasks_per_category:
+                picked = [
+                    t
+                    for c in CATEGORIES
+                    for t in [t for t in pool if t.category == c][: ev.tasks_per_category]
+                ]
+        elif e.startswith("tag:"):
+            picked = [t for t in pool if e[4:] in t.tables]
+        else:
+            picked = [t for t in pool if t.name == e]
+            if not picked:
+                raise ValueError(
+                    f"evaluate: task {e!r} is not in suite {ev.suite!r} for backend {params.env.backend!r}"
+                )
+        for t in picked:
+            chosen.setdefault(t.name, t)
+    return list(chosen.values())

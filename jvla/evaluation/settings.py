@@ -31,37 +31,17 @@ log = logging.getLogger(__name__)
 
 
 def select_tasks(params: Any, entries: Sequence[str], data_results: Path | None = None) -> list[Task]:
-    """The tasks of ``entries`` (names, ``all``, ``tag:<t>``) in ``evaluate.suite`` that the
-    backend can run, each with its step limit from :meth:`EvaluateConfig.step_limit`
-    (``evaluate.horizon`` and the experts' step quantiles of :func:`expert_steps_p95`)."""
-    from jvla.envs.tasks import CATEGORIES, load_tasks
+    """The tasks of ``entries`` (:func:`setting_tasks`), each with its step limit from
+    :meth:`EvaluateConfig.step_limit` (``evaluate.horizon`` and the experts' step quantiles of
+    :func:`expert_steps_p95`)."""
+    from jvla.envs.tasks import setting_tasks
 
     ev = params.evaluate
-    pool = load_tasks(suite=ev.suite, backend=params.env.backend)
-    chosen: dict[str, Task] = {}
-    for e in entries:
-        if e == "all":
-            picked = pool
-            if ev.tasks_per_category:
-                picked = [
-                    t
-                    for c in CATEGORIES
-                    for t in [t for t in pool if t.category == c][: ev.tasks_per_category]
-                ]
-        elif e.startswith("tag:"):
-            picked = [t for t in pool if e[4:] in t.tables]
-        else:
-            picked = [t for t in pool if t.name == e]
-            if not picked:
-                raise ValueError(
-                    f"evaluate: task {e!r} is not in suite {ev.suite!r} for backend {params.env.backend!r}"
-                )
-        for t in picked:
-            chosen.setdefault(t.name, t)
+    chosen = setting_tasks(params, entries)
     p95 = expert_steps_p95(data_results) if ev.horizon.expert_factor else {}
     return [
         dataclasses.replace(t, max_steps=ev.step_limit(t.category, t.max_steps, p95.get(t.name)))
-        for t in chosen.values()
+        for t in chosen
     ]
 
 
