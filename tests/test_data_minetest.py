@@ -85,6 +85,7 @@ def test_tiny_build_in_the_real_game(tmp_path):
                 },
                 "trajectories": {
                     "tasks": ["mine_iron_ore"],
+                    "finetune_tasks": [],
                     "episodes_per_task": 1,
                     "finetune_episodes_per_task": 1,
                     "eval_fraction": 0.0,
