@@ -18,13 +18,20 @@ DVC key (:func:`jvla.stages.key_of`: ``post/qwen2_vl/knowledge`` -> ``post-qwen2
 ``dvc.yaml``: one stage per row of :data:`jvla.stages.TABLE`, in its order, with
 
 - ``cmd``: ``python -m jvla.notebook <notebook> results/<stage>/<key or notebook>.ipynb [-p arg value]``;
-- ``deps``: the notebook; the code it can run, i.e. :func:`jvla.closure.source_files` of the modules
-  its code cells import plus ``jvla.notebook`` (every import, lazy ones included, parent packages and
-  package data), one file each so that editing a module reruns exactly the stages that can execute
-  it; the project folders that code reads (:data:`jvla.stages.PATH_DEPS`: ``tasks``); then the
+- ``deps``: the notebook; the fingerprint of the code it can run (``results/code/<notebook>.txt``,
+  below); the project folders that code reads (:data:`jvla.stages.PATH_DEPS`: ``tasks``); then the
   stage's own data, model and results deps from the table;
 - ``params``: the table's keys (training stages: plus ``training`` and their sections);
 - ``outs``: the table's;
+
+preceded by the stage ``code``, which writes the fingerprints (``python -m jvla.pipeline
+--fingerprints``; deps: ``jvla`` and ``notebooks``). A notebook's fingerprint lists ``<md5>  <path>``
+of every file of :func:`jvla.closure.source_files` of the modules its code cells import plus
+``jvla.notebook`` (every import, lazy ones included, parent packages and package data). Editing a
+module reruns ``code`` (3 s), then exactly the stages whose fingerprint changed, i.e. those
+that can execute it. The fingerprint stands for the ~40 files of each closure that stages once
+listed one by one: DVC rewrites the whole ``dvc.lock`` after every stage, and those entries made up
+about 60 % of its lines (benchmarks/stage_overhead.py).
 
 then the top-level ``plots``: one training-loss plot per training stage overlaying its runs'
 ``results/<stage>/<key>/loss.tsv``, so ``dvc plots show`` / ``dvc plots diff`` draw every loss curve.
@@ -33,6 +40,7 @@ then the top-level ``plots``: one training-loss plot per training stage overlayi
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -63,10 +71,14 @@ DVC_HEADER = """\
 # Stages of the variant graph iterate over its runs (pipeline.yaml), vl_bench over `vl_bench.models`,
 # evaluate over `evaluate.settings` of params.yaml. Datasets (data/) and models (models/) are
 # DVC-cached; executed notebooks, metrics, tables and figures are committed (cache: false).
-# Code deps: every source file the stage's notebook can run (its import closure, lazy imports, parent
-# packages and package data included; jvla/closure.py), one file each, so that editing a module reruns
-# exactly the stages that can execute it; `tasks` where that code reads the task YAMLs.
+# Code deps: results/code/<notebook>.txt, written by the `code` stage, fingerprints every source file
+# the stage's notebook can run (its import closure, lazy imports, parent packages and package data
+# included; jvla/closure.py), so that editing a module reruns exactly the stages that can execute it;
+# `tasks` where that code reads the task YAMLs.
 """
+CODE_STAGE = "code"
+CODE_DIR = Path("results") / CODE_STAGE
+CODE_DEPS = ("jvla", "notebooks")  # what the fingerprints are computed from
 
 
 def graph(params: config.Params) -> dict[str, Any]:
@@ -100,6 +112,41 @@ def code_deps(stage: Stage, root: Path = PROJECT_ROOT) -> list[str]:
     return source_files(stage_modules(stage, root), root)
 
 
+def fingerprint_path(notebook: str) -> str:
+    """``results/code/<notebook stem>.txt``: where the fingerprint of ``notebook``'s code is written."""
+    return (CODE_DIR / f"{Path(notebook).stem}.txt").as_posix()
+
+
+def fingerprint(stage: Stage, root: Path = PROJECT_ROOT) -> str:
+    """The text of ``stage``'s code fingerprint: one ``<md5>  <path>`` line per file of
+    :func:`code_deps`, in its order (sorted paths). Equal texts mean the same code can run."""
+    lines = [f"{hashlib.md5((root / f).read_bytes()).hexdigest()}  {f}" for f in code_deps(stage, root)]
+    return "\n".join(lines) + "\n"
+
+
+def write_fingerprints(table: Sequence[Stage] = TABLE, root: Path = PROJECT_ROOT) -> list[Path]:
+    """Write the fingerprint of every notebook of ``table`` under ``root/results/code``; return the
+    files. A notebook shared by several stages has one fingerprint (its closure is the same)."""
+    out = {}
+    for stage in table:
+        path = root / fingerprint_path(stage.notebook)
+        out[path] = fingerprint(stage, root)
+    (root / CODE_DIR).mkdir(parents=True, exist_ok=True)
+    for path, text in out.items():
+        path.write_text(text)
+    return sorted(out)
+
+
+def code_stage_body(table: Sequence[Stage] = TABLE) -> dict[str, Any]:
+    """The ``dvc.yaml`` entry of the ``code`` stage: the fingerprints of the notebooks of ``table``."""
+    outs = sorted({fingerprint_path(s.notebook) for s in table})
+    return {
+        "cmd": "python -m jvla.pipeline --fingerprints",
+        "deps": list(CODE_DEPS),
+        "outs": [{o: {"cache": False}} for o in outs],
+    }
+
+
 def folder_deps(stage: Stage, root: Path = PROJECT_ROOT) -> list[str]:
     """The project folders the code of ``stage`` reads (:data:`jvla.stages.PATH_DEPS`)."""
     names = imported_names(stage_modules(stage, root), "jvla.paths", root)
@@ -107,8 +154,8 @@ def folder_deps(stage: Stage, root: Path = PROJECT_ROOT) -> list[str]:
 
 
 def stage_deps(stage: Stage, root: Path = PROJECT_ROOT) -> list[str]:
-    """Every dependency of ``stage``: notebook, code, project folders, then the table's deps."""
-    return [stage.notebook, *code_deps(stage, root), *folder_deps(stage, root), *stage.deps]
+    """Every dependency of ``stage``: notebook, code fingerprint, project folders, then the table's deps."""
+    return [stage.notebook, fingerprint_path(stage.notebook), *folder_deps(stage, root), *stage.deps]
 
 
 def stage_body(stage: Stage, root: Path = PROJECT_ROOT) -> dict[str, Any]:
@@ -170,22 +217,28 @@ def _comment_deps(lines: list[str], dep: str, text: str) -> None:
 
 def render_dvc(g: dict[str, Any], table: Sequence[Stage] = TABLE, root: Path = PROJECT_ROOT) -> str:
     """``dvc.yaml`` text: header, ``vars``, one stage per row of ``table``, then the plots of ``g``."""
+    code_comment = [
+        f"{CODE_STAGE}: the fingerprint (md5 of every file) of the code each notebook can run, its import",
+        "closure (jvla/closure.py); a stage depends on its notebook's, so editing a module reruns exactly",
+        "the stages that can execute it",
+    ]
     parts = [
         DVC_HEADER,
         _dump({"vars": ["pipeline.yaml", {"nb": f"python -m {NOTEBOOK_RUNNER}"}]}),
         "\nstages:\n",
-    ]
-    for i, stage in enumerate(table):
+        "\n".join([f"  # {line}" for line in code_comment] + ["  " + line for line in _dump(
+            {CODE_STAGE: code_stage_body(table)}).splitlines()]) + "\n",
+    ]  # fmt: skip
+    for stage in table:
         comment = textwrap.wrap(f"{stage.name}: {stage.title}", 104)
         body = stage_body(stage, root)
         lines = ["  " + line for line in _dump({stage.name: body}).splitlines()]
         deps = body.get("do", body)["deps"]
-        code = code_deps(stage, root)
-        _comment_deps(lines, deps[1], f"code it can run (import closure of its notebook): {len(code)} files")
-        if len(deps) > len(code) + 1:
-            _comment_deps(lines, deps[len(code) + 1], "inputs other than code")
+        _comment_deps(lines, deps[1], "code it can run: the fingerprint of its notebook's import closure")
+        if len(deps) > 2:
+            _comment_deps(lines, deps[2], "inputs other than code")
         block = [f"  # {line}" for line in comment] + lines
-        parts.append(("\n" if i else "") + "\n".join(block) + "\n")
+        parts.append("\n" + "\n".join(block) + "\n")
     parts.append("\n" + render_plots(g))
     return "".join(parts)
 
@@ -200,7 +253,14 @@ def main(argv: list[str] | None = None) -> int:
         "--plan", action="store_true", help="print the dry run of --profile (python -m jvla.plan)"
     )
     ap.add_argument("--profile", default=None, help="with --plan: default | smoke | paper")
+    ap.add_argument(
+        "--fingerprints", action="store_true", help=f"write {CODE_DIR}/<notebook>.txt (the `code` stage)"
+    )
     args = ap.parse_args(argv)
+    if args.fingerprints:
+        for f in write_fingerprints():
+            print(f.relative_to(PROJECT_ROOT))
+        return 0
     if args.plan:
         from jvla import plan
 

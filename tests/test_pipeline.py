@@ -34,15 +34,20 @@ def test_pipeline_yaml_is_in_sync_with_params():
     assert pipeline.main(["--check"]) == 0, "pipeline.yaml is stale: run `python -m jvla.pipeline`"
 
 
+def _notebook_stages() -> dict[str, dict]:
+    """The stages of dvc.yaml that run a notebook: all but the ``code`` stage."""
+    return {name: st for name, st in DVC["stages"].items() if name != pipeline.CODE_STAGE}
+
+
 def test_every_stage_has_its_notebook_params_and_results_folder():
-    for name, stage in DVC["stages"].items():
+    for name, stage in _notebook_stages().items():
         nb = PROJECT_ROOT / _stage_notebook(stage)
         assert nb.exists(), f"stage {name}: notebook {nb.name} missing"
         body = stage.get("do", stage)
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in body["outs"]]
         assert any(o.startswith(f"results/{name}") for o in outs), f"stage {name}: no results/{name} output"
-        deps = body.get("deps", [])
-        assert "jvla/config.py" in deps, f"stage {name}: every stage reads params through jvla/config.py"
+        code = _code_deps(name)
+        assert "jvla/config.py" in code, f"stage {name}: every stage reads params through jvla/config.py"
         for key in body.get("params", []):
             key = key.replace("${profile}", PARAMS["profile"])  # stages depend on their profile only
             top = key.split(".")[0]
@@ -54,21 +59,53 @@ def test_every_stage_has_its_notebook_params_and_results_folder():
                     node = node[part]
 
 
-def _code_deps(body: dict) -> list[str]:
-    return [d for d in body.get("deps", []) if d.startswith("jvla/")]
+def _code_deps(name: str) -> list[str]:
+    """The files that the code fingerprint of stage ``name`` covers, as the ``code`` stage writes it."""
+    text = pipeline.fingerprint(stages.STAGES[name])
+    return [line.split("  ", 1)[1] for line in text.splitlines()]
 
 
 def test_every_stage_depends_on_exactly_the_code_its_notebook_can_run():
-    """A stage's code deps are the import closure of its notebook and of the notebook runner, file
-    by file (jvla.closure), after the notebook itself; ``tasks`` iff that code reads the task YAMLs."""
-    for name, stage in DVC["stages"].items():
+    """A stage's code dep is the fingerprint of the import closure of its notebook and of the
+    notebook runner (jvla.closure), one line per file, after the notebook itself; ``tasks`` iff
+    that code reads the task YAMLs. The ``code`` stage writes every fingerprint, from ``jvla``
+    and ``notebooks``."""
+    code = DVC["stages"][pipeline.CODE_STAGE]
+    assert code["deps"] == ["jvla", "notebooks"]
+    written = {next(iter(o)) for o in code["outs"]}
+    for name, stage in _notebook_stages().items():
         body = stage.get("do", stage)
         nb = _stage_notebook(stage)
         modules = [*closure.notebook_modules(PROJECT_ROOT / nb), stages.NOTEBOOK_RUNNER]
         assert body["deps"][0] == nb, f"stage {name}: its notebook comes first"
-        assert _code_deps(body) == closure.source_files(modules), f"stage {name}: code deps != import closure"
+        fp = f"results/code/{Path(nb).stem}.txt"
+        assert body["deps"][1] == fp and fp in written, f"stage {name}: its code fingerprint comes second"
+        assert _code_deps(name) == closure.source_files(modules), f"stage {name}: code deps != import closure"
+        assert not [d for d in body["deps"] if d.startswith("jvla")], f"stage {name}: code listed beside it"
         reads_tasks = "TASKS_DIR" in closure.imported_names(modules, "jvla.paths")
         assert ("tasks" in body["deps"]) == reads_tasks, f"stage {name}: tasks dep"
+
+
+def test_a_fingerprint_changes_exactly_with_the_code_it_covers(tmp_path):
+    """Writing fingerprints in a copy of the package: a module edit changes the fingerprint of the
+    stages whose closure holds it and of no other; an untouched copy writes identical text."""
+    shutil.copytree(PROJECT_ROOT / "jvla", tmp_path / "jvla", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(PROJECT_ROOT / "notebooks", tmp_path / "notebooks")
+    before = {f.name: f.read_text() for f in pipeline.write_fingerprints(root=tmp_path)}
+    assert before == {
+        Path(pipeline.fingerprint_path(s.notebook)).name: pipeline.fingerprint(s) for s in stages.TABLE
+    }
+    touched = "jvla/report/tables.py"
+    with open(tmp_path / touched, "a") as fh:
+        fh.write("# touched\n")
+    after = {f.name: f.read_text() for f in pipeline.write_fingerprints(root=tmp_path)}
+    changed = {n for n in before if before[n] != after[n]}
+    holders = {
+        Path(pipeline.fingerprint_path(s.notebook)).name
+        for s in stages.TABLE
+        if touched in _code_deps(s.name)
+    }
+    assert changed == holders and 0 < len(holders) < len(before), (changed, holders)
 
 
 def test_notebooks_import_reporting_only_from_their_own_stage():
@@ -80,21 +117,21 @@ def test_notebooks_import_reporting_only_from_their_own_stage():
         "jvla/report/paper.py",
         "jvla/report/readme.py",
     }
-    for name, stage in DVC["stages"].items():
-        code = set(_code_deps(stage.get("do", stage)))
+    for name in _notebook_stages():
+        code = set(_code_deps(name))
         # the report site quotes the paper's claims and Figure 5 threshold from paper.py
         allowed = {"jvla/report/paper.py"} if name == "report" else set()
         if name not in ("tables", "figures"):
             assert not (code & shared) - allowed, f"stage {name} depends on {sorted(code & shared)}"
         if name not in stages.TRAIN_STAGES:
             assert "jvla/report/training.py" not in code, f"stage {name} depends on the training report"
-    base = set(_code_deps(DVC["stages"]["base"]["do"]))
+    base = set(_code_deps("base"))
     assert {"jvla/action_tokenizer.py", "jvla/actions.py", "jvla/data/schema.py"} <= base, "the vocabulary"
-    assert "jvla/models.py" in _code_deps(DVC["stages"]["evaluate"]["do"])
+    assert "jvla/models.py" in _code_deps("evaluate")
 
 
 def test_dvc_stages_are_the_stage_table():
-    assert list(DVC["stages"]) == [s.name for s in stages.TABLE]
+    assert list(DVC["stages"]) == [pipeline.CODE_STAGE, *(s.name for s in stages.TABLE)]
     assert len(set(stages.STAGES)) == len(stages.TABLE)
     for s in stages.TABLE:
         body = DVC["stages"][s.name]
@@ -144,7 +181,7 @@ def test_stage_kinds_are_written_out_only_in_the_stage_table():
 
 
 def test_every_notebook_is_used_by_a_stage():
-    used = {_stage_notebook(s) for s in DVC["stages"].values()}
+    used = {_stage_notebook(s) for s in _notebook_stages().values()}
     assert {f"notebooks/{p.name}" for p in NOTEBOOKS} == used
 
 
@@ -319,6 +356,7 @@ def committed_copy(tmp_path_factory):
     run = lambda *a: subprocess.run(a, cwd=repo, env=env, check=True, capture_output=True, text=True)  # noqa: E731
     run("git", "init", "-q")
     run("dvc", "config", "--local", "core.no_scm", "true")
+    run(sys.executable, "-m", "jvla.pipeline", "--fingerprints")  # the code stage's real outputs
     names = _placeholders(repo)
     run("dvc", "commit", "--force", "--quiet")
     assert json.loads(run("dvc", "status", "--json").stdout) == {}, "every stage up to date after commit"
@@ -327,8 +365,9 @@ def committed_copy(tmp_path_factory):
 
 @pytest.mark.slow
 def test_touching_a_module_changes_exactly_the_stages_that_can_run_it(committed_copy):
-    """Append a comment to modules of different reach; ``dvc status`` must report each among the
-    changed deps of exactly the stages (every item) whose notebook's import closure contains it."""
+    """Append a comment to modules of different reach and rerun the ``code`` stage; ``dvc status``
+    must report changed code fingerprints for exactly the stages (every item) whose notebook's
+    import closure contains the module, and nothing else."""
     repo, run, names = committed_copy
     closures = {
         s.name: set(closure.source_files([*closure.notebook_modules(repo / s.notebook, repo),
@@ -342,17 +381,21 @@ def test_touching_a_module_changes_exactly_the_stages_that_can_run_it(committed_
     for f in probes:
         with open(repo / f, "a") as fh:
             fh.write("# touched\n")
+    assert pipeline.CODE_STAGE in json.loads(run("dvc", "status", "--json").stdout), "code deps changed"
+    run("dvc", "repro", "--single-item", pipeline.CODE_STAGE)
     status = json.loads(run("dvc", "status", "--json").stdout)
+    stage_of = {a: stages.STAGES[a.split("@")[0]] for a in names if a != pipeline.CODE_STAGE}
+    changed = {
+        a: {d for e in status.get(a, []) if isinstance(e, dict) for d in e.get("changed deps", {})}
+        for a in stage_of
+    }
+    assert set(status) <= set(stage_of), f"only notebook stages change: {sorted(status)}"
+    for a, stage in stage_of.items():
+        touched = {f for f in probes if f in closures[stage.name]}
+        want = {pipeline.fingerprint_path(stage.notebook)} if touched else set()
+        assert changed[a] == want, f"{a}: closure holds {sorted(touched)}, dvc status {sorted(changed[a])}"
     for f in probes:
-        changed = {
-            name
-            for name, entries in status.items()
-            for e in entries
-            if isinstance(e, dict) and f in e.get("changed deps", {})
-        }
-        expected = {a for a in names if f in closures[a.split("@")[0]]}
-        assert expected, f"{f} is in no stage's closure"
-        assert changed == expected, f"{f}: dvc status {sorted(changed)} != closure {sorted(expected)}"
+        assert any(f in c for c in closures.values()), f"{f} is in no stage's closure"
 
 
 @pytest.mark.slow
@@ -378,7 +421,7 @@ def test_smoke_dvc_repro_end_to_end(tmp_path):
     # Independent stages side by side (jvla/repro.py). A smoke stage is mostly fixed cost: DVC's
     # rewrite of dvc.lock, which it does holding the repository lock (so rewrites queue), the kernel
     # and the imports (benchmarks/stage_overhead.py). A third job fills the cores while one waits;
-    # measured on 2 cores, one run each: 723 s with 2 jobs, 650 s with 3, 4 no better than 3.
+    # measured on 2 cores, one run each: 723 s with 2 jobs, 650 s with 3, 641 s with 4 (README).
     proc = subprocess.run([sys.executable, "-m", "jvla.repro", "--jobs", "3"], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=1800)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
