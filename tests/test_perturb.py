@@ -90,3 +90,28 @@ def test_the_factory_wraps_an_inner_factory_or_the_default_one(params, monkeypat
 def test_bad_settings_are_named(kw, match):
     with pytest.raises(ValueError, match=match):
         PerturbedEnv(FakeEnv(), **kw)
+
+
+def test_the_wrapper_base_delegates_closes_and_copies_without_recursion():
+    """jvla.envs.wrapper.EnvWrapper, the base of PerturbedEnv and the oracle's MarkerEnv: attributes
+    it lacks are the wrapped env's, leaving ``with`` closes the wrapped env, and a copy made before
+    ``env`` is set (copy and pickle build the object without __init__) does not recurse."""
+    import pickle
+
+    from jvla.envs.wrapper import EnvWrapper
+
+    class Inner:
+        closed = False
+        answer = 42
+
+        def close(self):
+            self.closed = True
+
+    inner = Inner()
+    with EnvWrapper(inner) as w:
+        assert w.answer == 42 and w.env is inner
+    assert inner.closed
+    with pytest.raises(AttributeError):
+        _ = EnvWrapper.__new__(EnvWrapper).missing
+    assert copy.copy(PerturbedEnv(inner, 0.5)).prob == 0.5
+    assert pickle.loads(pickle.dumps(EnvWrapper(3))).env == 3

@@ -33,6 +33,7 @@ import numpy as np
 
 # bound at import: jvla.study.marked_games swaps jvla.envs.factory.make_env for one calling factory()
 from jvla.envs.factory import make_env
+from jvla.envs.wrapper import EnvWrapper
 
 MAGENTA = (255, 0, 255)  # a colour no Minetest block, mob or sky has at full saturation
 
@@ -92,7 +93,7 @@ def band_column(frame: np.ndarray) -> float | None:
     return ((cols.mean() + 0.5) / frame.shape[1] - 0.5) * 7.0
 
 
-class MarkerEnv:
+class MarkerEnv(EnvWrapper):
     """A Minetest env whose observations carry the perception oracle's band (module docstring).
 
     Args:
@@ -106,20 +107,12 @@ class MarkerEnv:
     def __init__(self, env: Any, accuracy: float = 1.0, seed: int = 0):
         if not 0.0 <= accuracy <= 1.0:
             raise ValueError(f"accuracy: expected a probability in [0, 1], found {accuracy!r}")
-        self.env, self.accuracy = env, accuracy
+        super().__init__(env)
+        self.accuracy = accuracy
         self._rng = random.Random(seed)
         self._task: Any = None
         #: frames painted / painted at a random place (the degradation), since construction
         self.n_marked = self.n_random = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.env, name)
-
-    def __enter__(self) -> MarkerEnv:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.env.close()
 
     def _mark(self, obs: dict) -> dict:
         s = self.env.privileged_state()

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from jvla.envs.factory import make_env
+from jvla.envs.wrapper import EnvWrapper
 
 WORLD = (
     "mine",
@@ -38,7 +39,7 @@ WORLD = (
 )  # the categories whose experts aim with the camera (and prefixes of their task names)
 
 
-class PerturbedEnv:
+class PerturbedEnv(EnvWrapper):
     """An env that executes the expert's actions with injected yaw noise (module docstring).
 
     Args:
@@ -58,19 +59,11 @@ class PerturbedEnv:
             raise ValueError(
                 f"min_deg, max_deg: expected 0 <= min_deg <= max_deg, found {min_deg!r}, {max_deg!r}"
             )
-        self.env, self.prob, self.min_deg, self.max_deg = env, prob, min_deg, max_deg
+        super().__init__(env)
+        self.prob, self.min_deg, self.max_deg = prob, min_deg, max_deg
         self._rng = random.Random(seed)
         self._world = False
         self.n_steps = self.n_perturbed = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.env, name)
-
-    def __enter__(self) -> PerturbedEnv:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.env.close()
 
     def reset(self, task: Any, seed: int | None = None):
         self._world = task.category in WORLD
