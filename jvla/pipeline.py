@@ -127,10 +127,10 @@ def fingerprint(stage: Stage, root: Path = PROJECT_ROOT) -> str:
 def write_fingerprints(table: Sequence[Stage] = TABLE, root: Path = PROJECT_ROOT) -> list[Path]:
     """Write the fingerprint of every notebook of ``table`` under ``root/results/code``; return the
     files. A notebook shared by several stages has one fingerprint (its closure is the same)."""
-    out = {}
+    first: dict[str, Stage] = {}
     for stage in table:
-        path = root / fingerprint_path(stage.notebook)
-        out[path] = fingerprint(stage, root)
+        first.setdefault(stage.notebook, stage)  # a shared notebook is fingerprinted once
+    out = {root / fingerprint_path(nb): fingerprint(stage, root) for nb, stage in first.items()}
     (root / CODE_DIR).mkdir(parents=True, exist_ok=True)
     for path, text in out.items():
         path.write_text(text)
@@ -215,8 +215,19 @@ def _comment_deps(lines: list[str], dep: str, text: str) -> None:
     lines.insert(i, lines[i][: len(lines[i]) - len(lines[i].lstrip())] + f"# {text}")
 
 
+def _stage_lines(name: str, body: dict[str, Any]) -> list[str]:
+    """The ``dvc.yaml`` lines of stage ``name`` with ``body``, indented under ``stages:``."""
+    return ["  " + line for line in _dump({name: body}).splitlines()]
+
+
+def _block(comment: Sequence[str], lines: Sequence[str]) -> str:
+    """A stage's text: its comment lines, then its ``lines``, after a blank line."""
+    return "\n" + "\n".join([f"  # {line}" for line in comment] + list(lines)) + "\n"
+
+
 def render_dvc(g: dict[str, Any], table: Sequence[Stage] = TABLE, root: Path = PROJECT_ROOT) -> str:
-    """``dvc.yaml`` text: header, ``vars``, one stage per row of ``table``, then the plots of ``g``."""
+    """``dvc.yaml`` text: header, ``vars``, the ``code`` stage, one stage per row of ``table``,
+    then the plots of ``g``."""
     code_comment = [
         f"{CODE_STAGE}: the fingerprint (md5 of every file) of the code each notebook can run, its import",
         "closure (jvla/closure.py); a stage depends on its notebook's, so editing a module reruns exactly",
@@ -225,20 +236,17 @@ def render_dvc(g: dict[str, Any], table: Sequence[Stage] = TABLE, root: Path = P
     parts = [
         DVC_HEADER,
         _dump({"vars": ["pipeline.yaml", {"nb": f"python -m {NOTEBOOK_RUNNER}"}]}),
-        "\nstages:\n",
-        "\n".join([f"  # {line}" for line in code_comment] + ["  " + line for line in _dump(
-            {CODE_STAGE: code_stage_body(table)}).splitlines()]) + "\n",
-    ]  # fmt: skip
+        "\nstages:",
+        _block(code_comment, _stage_lines(CODE_STAGE, code_stage_body(table))),
+    ]
     for stage in table:
-        comment = textwrap.wrap(f"{stage.name}: {stage.title}", 104)
         body = stage_body(stage, root)
-        lines = ["  " + line for line in _dump({stage.name: body}).splitlines()]
+        lines = _stage_lines(stage.name, body)
         deps = body.get("do", body)["deps"]
         _comment_deps(lines, deps[1], "code it can run: the fingerprint of its notebook's import closure")
         if len(deps) > 2:
             _comment_deps(lines, deps[2], "inputs other than code")
-        block = [f"  # {line}" for line in comment] + lines
-        parts.append("\n" + "\n".join(block) + "\n")
+        parts.append(_block(textwrap.wrap(f"{stage.name}: {stage.title}", 104), lines))
     parts.append("\n" + render_plots(g))
     return "".join(parts)
 
