@@ -48,6 +48,9 @@ def task_tags(root: Path = TASKS_DIR) -> dict[str, tuple[str, ...]]:
     return _TASKS_CACHE[key]
 
 
+# (suite, backend, task files and their mtimes) -> the tasks the evaluation can play (_check_finetuned)
+_POOL_CACHE: dict[tuple, list] = {}
+
 # report key -> the variant field its settings scale (Figures 5 and 6)
 FRACTION_FIGURES = {"figure5_settings": "ft_fraction", "figure6_settings": "post_fraction"}
 
@@ -79,11 +82,17 @@ def _check_finetuned(params: Params, source: str) -> None:
     """Every task an evaluation setting plays is in ``data.trajectories.finetune_tasks`` (a
     narrowed fine-tune set must cover what is evaluated: an agent never fine-tuned on its task
     would measure the narrowing, not the method)."""
-    from jvla.envs.tasks import setting_tasks
+    from jvla.envs.tasks import load_tasks, setting_tasks
 
     have = set(params.data.trajectories.finetune_tasks)
+    files = sorted(TASKS_DIR.glob("*/*.yaml"))
+    key = (params.evaluate.suite, params.env.backend, *((str(p), p.stat().st_mtime_ns) for p in files))
+    if key not in _POOL_CACHE:  # load() runs often; checking every task against the backend does not need to
+        _POOL_CACHE.clear()
+        _POOL_CACHE[key] = load_tasks(suite=params.evaluate.suite, backend=params.env.backend)
+    pool = _POOL_CACHE[key]
     for name, s in params.evaluate.settings.items():
-        missing = [t.name for t in setting_tasks(params, list(s.tasks)) if t.name not in have]
+        missing = [t.name for t in setting_tasks(params, list(s.tasks), pool) if t.name not in have]
         if missing:
             raise ConfigError(
                 f"{source}: evaluate.settings.{name}.tasks: {missing} not in data.trajectories.finetune_tasks "

@@ -347,11 +347,12 @@ class RewardTracker:
         return self.times >= self.rule.max_reward_times
 
 
-def setting_tasks(params: Any, entries: Sequence[str]) -> list[Task]:
+def setting_tasks(params: Any, entries: Sequence[str], pool: Sequence[Task] | None = None) -> list[Task]:
     """The tasks of ``entries`` (names, ``all``, ``tag:<t>``) in ``evaluate.suite`` that the
-    backend can run, in entry order, each once, with the task files' own step limits."""
+    backend can run, in entry order, each once, with the task files' own step limits. ``pool``:
+    those tasks already loaded (``load_tasks(suite=..., backend=...)``), to resolve many settings."""
     ev = params.evaluate
-    pool = load_tasks(suite=ev.suite, backend=params.env.backend)
+    pool = load_tasks(suite=ev.suite, backend=params.env.backend) if pool is None else pool
     chosen: dict[str, Task] = {}
     for e in entries:
         if e == "all":
