@@ -258,7 +258,8 @@ def _datasets(params: Any, ov: Mapping[str, Any], work: Path, ddir: Path, data: 
               extra_stage3: Callable[[], Iterable[dict]] | None, oversample_turns: int = 1) -> dict[str, Any]:  # fmt: skip
     """A fresh ``data`` folder of one probe: the knowledge set and episodes of ``ddir`` (linked),
     the trajectory datasets built from them (chunk 1), their turning rows repeated
-    ``oversample_turns`` times (:func:`turning_rows`), the ``extra_stage3`` co-training rows,
+    ``oversample_turns`` times (:func:`jvla.data.trajectories.oversample`, the pipeline's weighting:
+    copies carry the row id with ``#<k>``), the ``extra_stage3`` co-training rows,
     and for ActVLP Stage II's frames (captured once per :data:`VISION_KEYS` digest under
     ``work/vision``) plus ``extra_stage2``. Returns the extras' counts and the vision splits."""
     from jvla.actions import ActionSpace
@@ -276,14 +277,13 @@ def _datasets(params: Any, ov: Mapping[str, Any], work: Path, ddir: Path, data: 
                        ActionSpace.from_config(params.action), data, params.seed)  # fmt: skip
     if oversample_turns > 1 and extra_stage3 is not None:
         raise ValueError("oversample_turns and extra_stage3: one Stage III lever per probe")
-    if oversample_turns > 1:  # the demonstrations as recorded stay beside, as *_demos_c1
-        space = ActionSpace.from_config(params.action)
-        for name in ("trajectory_c1", "task_c1"):
+    if oversample_turns > 1:  # the pipeline's weighting (data.trajectories.oversample_turns), on the
+        tok = trajectories.token_strings(ActionSpace.from_config(params.action))  # probe's own count;
+        for name in ("trajectory_c1", "task_c1"):  # the demonstrations as recorded stay beside, *_demos_c1
             plain = data / name.replace("_c1", "_demos_c1")
             (data / name).rename(plain)
-            turns = turning_rows(load(plain)["train"], space)
-            out[f"oversampled_{name}"] = _add_rows(plain, (r for r in turns for _ in range(oversample_turns - 1)),
-                                                   data / name)  # fmt: skip
+            weigh = functools.partial(trajectories.oversample, times=oversample_turns, tok=tok)
+            out[f"oversampled_{name}"] = _rewrite_train(plain, weigh, data / name)
     # NOTE(paper §3.1): Stage III trains on trajectories only; extra_stage3 mixes other samples
     # in (co-training, a study lever; docs/deviations.md 36).
     if extra_stage3 is not None:
@@ -436,10 +436,16 @@ def marked_games(params: Any, accuracy: float | None):
 def _add_rows(base: Path, extra: Iterable[dict], out: Path) -> int:
     """Save the dataset at ``base`` with ``extra`` rows appended to its train split (its eval split
     unchanged) to ``out``; returns how many rows were added."""
+    return _rewrite_train(base, lambda rows: itertools.chain(rows, extra), out)
+
+
+def _rewrite_train(base: Path, transform: Callable[[Iterable[dict]], Iterable[dict]], out: Path) -> int:
+    """Save the dataset at ``base`` to ``out`` with its train split's rows passed through
+    ``transform`` (its eval split unchanged); returns how many train rows that added."""
     from jvla.data.store import load, save
 
     ds = load(base)
-    mixed = save({"train": itertools.chain(iter(ds["train"]), extra), "eval": iter(ds["eval"])}, out)
+    mixed = save({"train": transform(iter(ds["train"])), "eval": iter(ds["eval"])}, out)
     return len(mixed["train"]) - len(ds["train"])
 
 

@@ -355,6 +355,8 @@ def test_a_probe_runs_end_to_end_on_the_fake_game(tmp_path, monkeypatch, space):
         added = rec[f"oversampled_{name}_c1"]
         assert added == 2 * len(turning_rows(demos["train"], space)) > 0, name
         assert len(mixed["train"]) == len(demos["train"]) + added and len(mixed["eval"]) == len(demos["eval"])
+        copies = [r["id"] for r in mixed["train"] if "#" in r["id"]]  # the pipeline's copies: <id>#<k>
+        assert len(copies) == added and {c.split("#")[1] for c in copies} == {"1", "2"}, name
     assert [(r["task"], r["n"]) for r in rec["per_task"]] == [("kill_cow", 2), ("mine_dirt", 2)]
     assert set(rec["experts"]) == set(tasks) and rec["step_limits"] == {"kill_cow": 6, "mine_dirt": 6}
     assert rec["diagnostics"]["all"]["n_buttons"] > 0 and rec["diagnostics_train"]["all"]["n_buttons"] > 0
