@@ -225,6 +225,12 @@ PROBES: dict[str, dict] = {
     # q11 with the official history of 2 decisions in the prompt (the pipeline's layout): is
     # dropping the history part of what made it turn?
     "q14_oracle_turns10": {"over": _probe(25, 2000, NO_PRETRAIN), "oracle": 1.0, "oversample_turns": 10},
+    # Round 10, not yet run: the learning curve the targets need, on the pipeline's recipe (turning rows
+    # 10x, the history of 2, no band): success and turn accuracy against demonstrations per task at
+    # the same 2000 Stage III steps. 100 per task is about 25 min of recording here.
+    "q15_turns10_d25": {"over": _probe(25, 2000, NO_PRETRAIN), "oversample_turns": 10},
+    "q15_turns10_d50": {"over": _probe(50, 2000, NO_PRETRAIN), "oversample_turns": 10},
+    "q15_turns10_d100": {"over": _probe(100, 2000, NO_PRETRAIN), "oversample_turns": 10},
     # q11's model again, from 10 other starts per task (evaluate.seed 2000 instead of 1000).
     "q11_oracle_h0_turns10_s2": {
         "over": _probe(25, 2000, NO_PRETRAIN, H0, {"evaluate": {"seed": 2000}}),
