@@ -137,8 +137,9 @@ def run_probe(name: str, tasks: list[str], over: Mapping[str, Any], work: Path, 
         eval_from: another (finished) probe whose datasets and models this probe reuses as they
             are; only the evaluation runs, with this probe's ``oracle`` (the diagnostics are the
             other probe's, copied).
-        oversample_turns: rows whose current action turns the camera's yaw (:func:`turning_rows`)
-            appear this many times in Stage III's and the fine-tune's train splits (a weight on
+        oversample_turns: rows whose current action turns the camera's yaw appear this many
+            times in Stage III's and the fine-tune's train splits (the pipeline's
+            :func:`jvla.data.trajectories.oversample`; :func:`turning_rows` lists them; a weight on
             the rare decisive action, applied to the data; 1 = as recorded). The diagnostics on
             training frames stay on the demonstrations as recorded.
         dart: record the demonstrations with noise injected into the experts' executed yaw
